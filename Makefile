@@ -1,0 +1,39 @@
+# Two commands do all the set-up on a fresh Debian machine: `make demo` and `make test`.
+# Every target is idempotent: it installs only what is missing.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+RUNTIME_DEBS := espeak-ng libportaudio2 ffmpeg
+TEST_DEBS    := $(RUNTIME_DEBS) pulseaudio pulseaudio-utils libasound2-plugins alsa-utils
+
+.PHONY: demo test venv system-deps test-deps assets bench clean
+
+demo: system-deps $(STAMP)
+	@tools/demo.sh
+
+test: test-deps $(STAMP)
+	tools/run-tests.sh
+
+system-deps:
+	@tools/system-deps.sh $(RUNTIME_DEBS)
+
+test-deps:
+	@tools/system-deps.sh $(TEST_DEBS) python3-venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+assets: $(STAMP)
+	$(BIN)/python -m voice_guide.tones audio_assets
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pulse .pytest_cache .mypy_cache .ruff_cache demo.wav build dist

@@ -1,0 +1,5 @@
+"""Allow `python -m voice_guide`."""
+
+from .cli import main
+
+main()
