@@ -174,7 +174,8 @@ def check(
             env.note(f"{PROG}: error: {exc.one_line()}")
             continue
         steps = expand(script)
-        env.out(f"ok {path}: {len(steps)} steps, {format_duration(_estimated_duration_s(script))}")
+        plural = "" if len(steps) == 1 else "s"
+        env.out(f"ok {path}: {len(steps)} step{plural}, {format_duration(_estimated_duration_s(script))}")
     if bad:
         raise typer.Exit(2)
 

@@ -21,7 +21,9 @@ class VoiceGuideError(Exception):
     def one_line(self) -> str:
         """Render as `<where>: <message> (<hint>)`, leaving out empty parts."""
         text = f"{self.where}: {self.message}" if self.where else self.message
-        return f"{text} ({self.hint})" if self.hint else text
+        text = f"{text} ({self.hint})" if self.hint else text
+        # Messages may quote library text with line breaks; the contract is one line.
+        return " ".join(text.split())
 
 
 class UsageError(VoiceGuideError):

@@ -238,6 +238,10 @@ class _Parser:
             line = mark.line + 1 if mark is not None else 1
             what = exc.problem or exc.context or "YAML syntax error"
             raise self.fail(line, f"YAML syntax error: {what}", "valid YAML, see docs/SCRIPT_FORMAT.md") from None
+        except yaml.reader.ReaderError as exc:
+            line = text[: exc.position].count("\n") + 1
+            raise self.fail(line, f"the file holds a control character ({exc.character!r})",
+                            "plain text; remove the character") from None
         except yaml.YAMLError as exc:
             raise self.fail(1, f"YAML syntax error: {exc}", "valid YAML") from None
         except RecursionError:
