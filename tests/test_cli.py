@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -50,7 +51,7 @@ def test_show_json_expands_repeats_and_names(cli: Cli) -> None:
     assert {s["who"] for s in listens} == {"Ann", "Bo"}
     assert any(s["duration_s"] == 90 for s in listens)
     assert not any("{" in s.get("text", "") for s in steps)
-    for before, after in zip(steps, steps[1:], strict=False):
+    for before, after in itertools.pairwise(steps):
         assert after["start_s"] == pytest.approx(before["start_s"] + before["duration_s"], abs=1e-3)
     assert plan["duration_s"] == pytest.approx(steps[-1]["start_s"] + steps[-1]["duration_s"], abs=1e-3)
 
@@ -83,7 +84,8 @@ def test_check_reports_each_bad_file_and_exits_2(cli: Cli, tmp_path: Path) -> No
     result = cli("check", str(good), str(bad))
     assert result.code == 2
     assert result.out.startswith(f"ok {good}: 1 step,")
-    assert result.err.strip() == f"voice-guide: error: {bad}:4: unknown cue 'bong' (expected one of start, swap, time-up, remind, end, soft)"
+    assert result.err.strip() == (f"voice-guide: error: {bad}:4: unknown cue 'bong' "
+                                  "(expected one of start, swap, time-up, remind, end, soft)")
 
 
 def test_bad_set_value_is_one_line_exit_2(cli: Cli) -> None:

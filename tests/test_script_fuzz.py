@@ -50,7 +50,8 @@ def test_byte_mutations_raise_only_script_errors(seed: bytes, data: st.DataObjec
         if op == "delete" and raw:
             del raw[at:at + data.draw(st.integers(1, 8))]
         elif op == "insert":
-            raw[at:at] = data.draw(st.binary(min_size=1, max_size=4) | st.sampled_from([b":", b"- ", b"\n  ", b"{", b"}"]))
+            snippet = st.binary(min_size=1, max_size=4) | st.sampled_from([b":", b"- ", b"\n  ", b"{", b"}"])
+            raw[at:at] = data.draw(snippet)
         elif op == "replace" and raw:
             raw[at] = data.draw(st.integers(0, 255))
         elif op == "dup-line":
