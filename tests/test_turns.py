@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from voice_guide.script import Listen
-from voice_guide.turns import End, Remind, TurnTracker, Turn
+from voice_guide.turns import End, Remind, Turn, TurnTracker
 
 RATE = 1000          # 1 frame = 1 ms keeps the arithmetic readable
 TICK = 10            # one VAD decision per 10 ms
