@@ -163,6 +163,17 @@ class Mixer:
         at = bisect.bisect_left(self._starts, frame)
         del self._events[at:], self._starts[at:]
 
+    def cut(self, frame: int, fade_frames: int) -> None:
+        """Stop everything at `frame`: drop later events, fade out clips still sounding."""
+        self.drop_from(frame)
+        for event, clip in list(self._overlapping(frame, frame + 1)):
+            keep = frame - event.start_frame
+            short = clip[:keep + fade_frames].copy()
+            short[keep:] *= np.linspace(1.0, 0.0, len(short) - keep, dtype=np.float32)
+            at = self._events.index(event)
+            self._events[at] = Event(event.kind, event.step, event.start_frame, len(short), short,
+                                     event.text, event.name, event.who)
+
     def sounding(self, start_frame: int, n_frames: int) -> bool:
         """Return True if any clip plays within [start_frame, start_frame + n_frames)."""
         return any(True for _ in self._overlapping(start_frame, start_frame + n_frames))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import AudioFileError
 from .levels import Samples
@@ -31,6 +32,13 @@ def read_wav(source: PathOrFile) -> tuple[Samples, int]:
 
     Several channels are averaged. 8-, 16-, 24- and 32-bit PCM are accepted.
     """
+    frames, rate = read_wav_channels(source)
+    mono = frames[:, 0] if frames.shape[1] == 1 else frames.mean(axis=1)
+    return mono.astype(np.float32), rate
+
+
+def read_wav_channels(source: PathOrFile) -> tuple[npt.NDArray[np.float32], int]:
+    """Read a PCM WAV as float32 frames x channels; return (frames, sample_rate_hz)."""
     try:
         with wave.open(source if not isinstance(source, os.PathLike) else str(source), "rb") as w:
             channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
@@ -39,11 +47,13 @@ def read_wav(source: PathOrFile) -> tuple[Samples, int]:
         raise AudioFileError(f"no such file: {_name(source)}", "give the path of a WAV file") from None
     except (wave.Error, EOFError, OSError) as exc:
         raise AudioFileError(f"{_name(source)}: not a readable WAV file ({exc})",
-                             "expected 16-bit PCM WAV; convert with ffmpeg -i IN -c:a pcm_s16le OUT.wav") from None
+                             "expected PCM WAV; convert with ffmpeg -i IN -c:a pcm_s16le OUT.wav") from None
+    if channels < 1 or rate < 1:
+        raise AudioFileError(f"{_name(source)}: a WAV with {channels} channels at {rate} Hz", "a mono or stereo WAV")
     return _pcm_to_float(raw, channels, width), rate
 
 
-def _pcm_to_float(raw: bytes, channels: int, width: int) -> Samples:
+def _pcm_to_float(raw: bytes, channels: int, width: int) -> npt.NDArray[np.float32]:
     usable = len(raw) - len(raw) % (channels * width)
     raw = raw[:usable]
     if width == 3:
@@ -51,9 +61,7 @@ def _pcm_to_float(raw: bytes, channels: int, width: int) -> Samples:
         b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3)
         wide = np.zeros((b.shape[0], 4), dtype=np.uint8)
         wide[:, 1:] = b
-        ints = wide.view("<i4").reshape(-1)
-        scale = float(2**31)
-        data = ints.astype(np.float64) / scale
+        data = wide.view("<i4").reshape(-1).astype(np.float64) / float(2**31)
     elif width in _PCM_DTYPES:
         ints = np.frombuffer(raw, dtype=_PCM_DTYPES[width])
         if width == 1:  # 8-bit WAV is unsigned
@@ -62,9 +70,7 @@ def _pcm_to_float(raw: bytes, channels: int, width: int) -> Samples:
             data = ints.astype(np.float64) / float(2 ** (8 * width - 1))
     else:
         raise AudioFileError(f"unsupported sample width {width} bytes", "expected 8, 16, 24 or 32-bit PCM")
-    if channels > 1:
-        data = data.reshape(-1, channels).mean(axis=1)
-    return data.astype(np.float32)
+    return data.reshape(-1, channels).astype(np.float32)
 
 
 def to_pcm16(samples: Samples) -> bytes:

@@ -1,0 +1,115 @@
+"""Render with real espeak-ng speech: every clip lands where CUES.json says, to the sample."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voice_guide.library import Library
+from voice_guide.paths import UserDirs
+from voice_guide.render import SessionClips, build
+from voice_guide.script import expand
+from voice_guide.tts import ClipCache, Pyttsx3Speaker
+from voice_guide.wavfile import read_wav
+
+from .conftest import REPO, CliResult
+
+Cli = Callable[..., CliResult]
+RATE = 24_000
+
+
+def clip_for(event: dict[str, object], bank: SessionClips) -> np.ndarray:
+    if event["kind"] == "say":
+        return bank.speech(str(event["text"]))
+    if event["kind"] == "chime":
+        return bank.cue(str(event["name"]))
+    direction = str(event["name"]).removeprefix("breath-")
+    return bank.breath(direction, round((float(event["end_s"]) - float(event["start_s"])) * RATE))  # type: ignore[arg-type]
+
+
+def find_onset(audio: np.ndarray, clip: np.ndarray, expected: int, search: int = 480) -> int:
+    """Return where `clip` best matches `audio` near `expected`, by FFT cross-correlation."""
+    template = clip[: RATE].astype(np.float64)
+    lo = max(0, expected - search)
+    window = audio[lo: expected + search + len(template)].astype(np.float64)
+    n = len(window) + len(template)
+    size = 1 << (n - 1).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(window, size) * np.conj(np.fft.rfft(template, size)), size)
+    lags = corr[: len(window) - len(template) + 1]
+    return lo + int(np.argmax(lags))
+
+
+def test_every_onset_matches_cues_json_to_one_sample(cli: Cli, tmp_path: Path, home: Path) -> None:
+    out, cues = tmp_path / "s.wav", tmp_path / "s.json"
+    result = cli("render", "timeout-breathing", "-o", str(out), "--cues", str(cues), "--sample-rate", str(RATE),
+                 "--set", "answer=20s")
+    assert result.code == 0, result.err
+    doc = json.loads(cues.read_text())
+    audio, rate = read_wav(out)
+    assert rate == doc["sample_rate"] == RATE
+    assert len(audio) == round(doc["duration_s"] * RATE)
+    bank = SessionClips(ClipCache(home / "cache" / "speech", Pyttsx3Speaker(), RATE), RATE)
+    sounding = [e for e in doc["events"] if e["kind"] in ("say", "chime", "breathe")]
+    assert len(sounding) > 30
+    for event in sounding:
+        expected = round(event["start_s"] * RATE)
+        assert event["start_s"] * RATE == pytest.approx(expected, abs=1e-6)  # exact to the sample
+        found = find_onset(audio, clip_for(event, bank), expected)
+        assert abs(found - expected) <= 1, event
+    # Listen windows and pauses are quiet, apart from a remind tick.
+    for event in doc["events"]:
+        if event["kind"] in ("listen", "pause"):
+            a, b = round(event["start_s"] * RATE), round(event["end_s"] * RATE)
+            ticks = [e for e in sounding if a <= round(e["start_s"] * RATE) < b]
+            if not ticks:
+                assert np.max(np.abs(audio[a:b]), initial=0.0) < 1e-3, event
+
+
+def test_every_builtin_script_renders(home: Path) -> None:
+    lib = Library.default(UserDirs.from_environ())
+    cache = ClipCache(home / "cache" / "speech", Pyttsx3Speaker(), 16_000)
+    for script_id in lib.ids():
+        timeline = build(expand(lib.load(script_id)), cache)
+        audio = timeline.mix(0, timeline.length_frames)
+        assert timeline.length_frames > 60 * 16_000, script_id
+        assert np.max(np.abs(audio)) <= 1.0
+        assert np.count_nonzero(audio) > 5 * 16_000, script_id
+
+
+def test_mp3_decodes_to_the_expected_length_with_chapters(cli: Cli, tmp_path: Path) -> None:
+    out, cues = tmp_path / "m.mp3", tmp_path / "m.json"
+    result = cli("render", "mindful-pause", "-o", str(out), "--cues", str(cues), "--chapters")
+    assert result.code == 0, result.err
+    expected_s = json.loads(cues.read_text())["duration_s"]
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_chapters", "-show_entries", "format=duration",
+                            "-of", "json", str(out)], capture_output=True, text=True, check=True)
+    info = json.loads(probe.stdout)
+    assert float(info["format"]["duration"]) == pytest.approx(expected_s, abs=0.05)
+    decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", str(out), "-f", "s16le", "-ac", "1", "-ar", "48000",
+                              "-"], capture_output=True, check=True).stdout
+    assert len(decoded) / 2 / 48000 == pytest.approx(expected_s, abs=0.05)
+    titles = [c["tags"]["title"] for c in info["chapters"]]
+    assert len(titles) >= 3 and all(t.strip() for t in titles)
+
+
+def test_wav_chapters_go_beside_the_file(cli: Cli, tmp_path: Path) -> None:
+    out = tmp_path / "w.wav"
+    result = cli("render", "mindful-pause", "-o", str(out), "--chapters", "--sample-rate", "16000")
+    assert result.code == 0, result.err
+    vtt = (tmp_path / "w.vtt").read_text()
+    assert vtt.startswith("WEBVTT") and vtt.count("-->") >= 4
+
+
+def test_render_rejects_an_unknown_format(cli: Cli, tmp_path: Path) -> None:
+    result = cli("render", "mindful-pause", "-o", str(tmp_path / "x.aiff"))
+    assert result.code == 2
+    assert "unknown audio format '.aiff'" in result.err and result.err.count("\n") == 1
+
+
+def test_builtin_scripts_are_in_the_repo() -> None:
+    assert len(list((REPO / "scripts").glob("*.yaml"))) >= 18
