@@ -91,8 +91,12 @@ class TurnTracker:
         """Return the frame at which `for` runs out, once the clock has started."""
         return None if self.clock_start is None else self.clock_start + self.for_frames
 
-    def update(self, frame: int, speaking: bool) -> list[Action]:
-        """Take the decision for the VAD frame ending at `frame`; return what to do now."""
+    def update(self, frame: int, speaking: bool, quiet_since: int | None = None) -> list[Action]:
+        """Take the decision for the VAD frame ending at `frame`; return what to do now.
+
+        `quiet_since` is where the detector heard the last voiced sound: its hangover
+        reports silence late, and the turn counts silence from when talking really stopped.
+        """
         if self.ended is not None:
             return []
         tick = max(0, frame - self.last_frame)
@@ -108,6 +112,10 @@ class TurnTracker:
             self.silence_since = None
         elif self.silence_since is None:
             self.silence_since = frame - tick
+            if quiet_since is not None and self.first_speech is not None:
+                backdated = max(self.first_speech, min(quiet_since, frame - tick))
+                self.talk_frames -= self.silence_since - backdated
+                self.silence_since = backdated
         if self.clock_start is None and self.wait is not None and frame >= self.start_frame + self.wait:
             self.clock_start = self.start_frame + self.wait
         silence = 0 if self.silence_since is None else frame - self.silence_since

@@ -1,0 +1,138 @@
+"""Live runs on real sound devices: PulseAudio null sinks stand in for speakers and a microphone.
+
+vg_out is the default output: recording its monitor hears what the guide played.
+vg_mic is a virtual microphone: whatever a test plays into it, the guide hears.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voice_guide.render import SessionClips
+from voice_guide.tts import ClipCache, Pyttsx3Speaker
+from voice_guide.vad import analyze
+from voice_guide.wavfile import read_wav
+
+from .conftest import write
+
+RATE = 48_000
+CUES_ONLY = """\
+title: Cue timing
+summary: Chimes and breaths with known gaps, for the live timing test.
+steps:
+  - chime: start
+  - pause: 0.7s
+  - chime: swap
+  - breathe: {in: 1s, hold: 0.5s, out: 1s, count: 2, counting: tones}
+  - chime: time-up
+  - pause: 0.4s
+  - chime: end
+"""
+ONE_TURN = """\
+title: One turn
+summary: A single listen turn that ends on silence.
+steps:
+  - chime: start
+  - listen: a
+    for: 30s
+    until_silence: 2s
+  - chime: end
+"""
+
+
+def _cli(args: list[str], env: dict[str, str], home: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "voice_guide", *args], env={**env, "VOICE_GUIDE_HOME": str(home)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _record(env: dict[str, str], path: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["parec", "-d", "vg_out.monitor", "--format=float32le", f"--rate={RATE}",
+                             "--channels=1", "--raw", "--latency-msec=20", str(path)], env=env)
+
+
+def _onset(audio: np.ndarray, clip: np.ndarray, around: int, search: int) -> int:
+    template = clip[:RATE].astype(np.float64)
+    lo = max(0, around - search)
+    window = audio[lo: around + search + len(template)].astype(np.float64)
+    size = 1 << (len(window) + len(template) - 1).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(window, size) * np.conj(np.fft.rfft(template, size)), size)
+    return lo + int(np.argmax(corr[: len(window) - len(template) + 1]))
+
+
+def test_live_cue_onsets_match_the_log(pulse: dict[str, str], tmp_path: Path, home: Path) -> None:
+    script = write(tmp_path, "cues.yaml", CUES_ONLY)
+    log = tmp_path / "log.json"
+    raw = tmp_path / "rec.raw"
+    recorder = _record(pulse, raw)
+    time.sleep(0.5)
+    proc = _cli(["run", str(script), "--no-mic", "--log", str(log)], pulse, home)
+    _, err = proc.communicate(timeout=120)
+    time.sleep(0.5)
+    recorder.terminate()
+    recorder.wait(timeout=10)
+    assert proc.returncode == 0, err
+    doc = json.loads(log.read_text())
+    assert doc["underruns"] == 0
+    audio = np.fromfile(raw, dtype="<f4")
+    bank = SessionClips(ClipCache(home / "cache" / "speech", Pyttsx3Speaker(), RATE), RATE)
+    # The breath-hold tone is a faint steady hum with no onset to speak of; the others are clear.
+    events = [e for e in doc["events"] if e["kind"] == "chime" or e.get("name") in ("breath-in", "breath-out")]
+    clips = [bank.cue(e["name"]) if e["kind"] == "chime" else
+             bank.breath(e["name"].removeprefix("breath-"), round((e["end_s"] - e["start_s"]) * RATE))
+             for e in events]
+    # The first sound in the recording is the first cue; it anchors the rest.
+    rough = int(np.argmax(np.abs(audio) > 1e-4))
+    first = _onset(audio, clips[0], rough, RATE // 20)
+    onsets = [first] + [_onset(audio, clip, first + round((e["start_s"] - events[0]["start_s"]) * RATE), RATE // 4)
+                        for e, clip in zip(events[1:], clips[1:], strict=True)]
+    heard = np.diff(onsets) / RATE
+    logged = np.diff([e["start_s"] for e in events])
+    assert len(heard) >= 6
+    assert np.max(np.abs(heard - logged)) < 0.010, list(zip(heard, logged, strict=True))
+
+
+def test_live_turn_ends_on_the_virtual_microphone(pulse: dict[str, str], tmp_path: Path, home: Path) -> None:
+    speech = tmp_path / "speech.wav"
+    subprocess.run(["espeak-ng", "-w", str(speech), "I had a long day at work and I am glad to be home now. "
+                    "Thank you for asking me about it."], check=True)
+    samples, rate = read_wav(speech)
+    talk = analyze(samples, rate)
+    spoken_s = talk["speech"][-1]["end_s"] - talk["speech"][0]["start_s"]
+    script = write(tmp_path, "turn.yaml", ONE_TURN)
+    log = tmp_path / "log.json"
+    proc = _cli(["run", str(script), "--headphones", "--log", str(log)], pulse, home)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "listen" in line:
+            break
+    time.sleep(1.0)
+    subprocess.run(["paplay", "-d", "vg_mic", str(speech)], env=pulse, check=True, timeout=60)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    doc = json.loads(log.read_text())
+    turn = next(e for e in doc["events"] if e["kind"] == "listen")
+    assert turn["ended_by"] == "silence", turn
+    assert turn["first_speech_s"] is not None
+    expected_end = turn["start_s"] + turn["first_speech_s"] + spoken_s + 2.0
+    assert turn["end_s"] == pytest.approx(expected_end, abs=0.3), (turn, spoken_s)
+
+
+def test_devices_lists_the_virtual_devices(pulse: dict[str, str], home: Path) -> None:
+    proc = _cli(["devices", "--json"], pulse, home)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    found = json.loads(out)
+    assert any(d["outputs"] > 0 and d["is_default_output"] for d in found)
+    assert any(d["inputs"] > 0 and d["is_default_input"] for d in found)
+    bad = _cli(["run", "mindful-pause", "--output-device", "no-such-speaker"], pulse, home)
+    _, err = bad.communicate(timeout=60)
+    assert bad.returncode == 2 and "no such output device" in err and err.count("\n") == 1
+    assert os.environ.get("PULSE_SERVER")

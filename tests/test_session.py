@@ -1,0 +1,148 @@
+"""Whole sessions offline through FileIO: placement, turns from a scripted microphone, controls."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voice_guide.audio import FileIO, NullIO
+from voice_guide.levels import Samples
+from voice_guide.recap import summary
+from voice_guide.script import Breathe, Chime, Listen, Pause, Say, Step
+from voice_guide.session import Command, Session, SessionOptions, StepRecord
+from voice_guide.timeline import compile_timeline
+from voice_guide.vad import VoiceDetector
+from voice_guide.wavfile import read_wav, write_wav
+
+RATE = 16_000
+
+
+class Bank:
+    """Deterministic stand-in clips (the speech engine has its own tests)."""
+
+    sample_rate_hz = RATE
+
+    def speech(self, text: str) -> Samples:
+        t = np.arange(int(0.05 * RATE * len(text.split()) + 0.2 * RATE)) / RATE
+        return (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+    def cue(self, name: str, path: Path | None = None) -> Samples:
+        t = np.arange(int(0.3 * RATE)) / RATE
+        return (0.2 * np.sin(2 * np.pi * (500 + 10 * len(name)) * t) * np.exp(-8 * t)).astype(np.float32)
+
+    def breath(self, direction: str, n_frames: int) -> Samples:
+        return np.full(n_frames, 0.01 if direction == "in" else -0.01, dtype=np.float32)
+
+
+class Quiet:
+    def step_started(self, index: int, total: int, step: Step, start_s: float) -> None: ...
+    def step_finished(self, record: StepRecord) -> None: ...
+    def heard(self, level_dbfs: float, speaking: Mapping[str, bool]) -> None: ...
+    def note(self, message: str) -> None: ...
+
+
+STEPS: list[Step] = [
+    Say("Welcome both of you.", 1), Chime("start", 2), Pause(1.0, 3),
+    Listen("a", "Ann", 6.0, 4, until_silence_s=1.5, remind_s=2.0),
+    Breathe(1.0, 0.5, 1.5, 0.0, 2, "tones", 5), Chime("end", 6),
+]
+
+
+def speech_like(duration_s: float, seed: int = 1) -> Samples:
+    """Voiced-ish noise: band-limited bursts with syllable-rate modulation."""
+    rng = np.random.default_rng(seed)
+    n = int(duration_s * RATE)
+    noise = rng.standard_normal(n)
+    smooth = np.convolve(noise, np.ones(8) / 8, mode="same")
+    t = np.arange(n) / RATE
+    envelope = 0.6 + 0.4 * np.sin(2 * np.pi * 4 * t)
+    return (0.15 * smooth * envelope).astype(np.float32)
+
+
+def mic_with_speech(total_s: float, spans: list[tuple[float, float]]) -> Samples:
+    rng = np.random.default_rng(7)
+    mic = (0.0005 * rng.standard_normal(int(total_s * RATE))).astype(np.float32)
+    for i, (a, b) in enumerate(spans):
+        seg = speech_like(b - a, seed=i)
+        mic[int(a * RATE):int(a * RATE) + len(seg)] += seg
+    return mic
+
+
+def run(tmp_path: Path, steps: list[Step], mic: Samples | None = None, commands: dict[int, Command] | None = None,
+        headphones: bool = True) -> tuple[Session, object, Samples]:
+    mic_path = None
+    if mic is not None:
+        mic_path = tmp_path / "mic.wav"
+        write_wav(mic_path, mic, RATE)
+    out = tmp_path / "out.wav"
+    io = FileIO(mic_path, out, RATE)
+    calls = {"n": 0}
+
+    def poll() -> list[Command]:
+        calls["n"] += 1
+        return [commands[calls["n"]]] if commands and calls["n"] in commands else []
+
+    session = Session(steps, Bank(), io, Quiet(), gate_factory=lambda: VoiceDetector(RATE),
+                      options=SessionOptions(headphones=headphones), commands=poll)
+    result = session.run()
+    audio, rate = read_wav(out)
+    assert rate == RATE
+    return session, result, audio
+
+
+def test_without_a_mic_the_session_is_the_rendered_timeline(tmp_path: Path) -> None:
+    _, result, audio = run(tmp_path, STEPS)
+    timeline = compile_timeline(STEPS, Bank())
+    assert len(audio) == timeline.length_frames
+    expected = timeline.mix(0, timeline.length_frames)
+    assert np.max(np.abs(audio - expected)) < 2 / 32768  # 16-bit rounding only
+    starts = [round(r.start_s * RATE) for r in result.steps]  # type: ignore[attr-defined]
+    assert starts == [p.start_frame for p in timeline.steps]
+    assert result.turns[0].ended_by == "time"  # type: ignore[attr-defined]
+
+
+def test_until_silence_ends_the_turn_from_the_microphone(tmp_path: Path) -> None:
+    timeline = compile_timeline(STEPS, Bank())
+    listen_start = timeline.steps[3].start_frame / RATE
+    mic = mic_with_speech(30, [(listen_start + 0.5, listen_start + 2.5)])
+    _, result, _ = run(tmp_path, STEPS, mic)
+    turn = result.turns[0]  # type: ignore[attr-defined]
+    assert turn.ended_by == "silence"
+    assert turn.first_speech_s == pytest.approx(0.5, abs=0.1)
+    # Speech stops 2.5 s into the turn; 1.5 s of quiet later the turn is over.
+    assert turn.end_s - turn.start_s == pytest.approx(2.5 + 1.5, abs=0.1)
+    assert turn.talk_s == pytest.approx(2.0, abs=0.4)
+    # The next step starts where the turn ended: no waiting for the full six seconds.
+    nxt = result.steps[4]  # type: ignore[attr-defined]
+    assert nxt.start_s == pytest.approx(turn.end_s, abs=0.011)
+
+
+def test_skip_and_quit_commands(tmp_path: Path) -> None:
+    _, result, _ = run(tmp_path, STEPS, commands={3: "skip", 40: "quit"})
+    assert result.steps[0].skipped  # type: ignore[attr-defined]
+    assert result.ended_by == "quit"  # type: ignore[attr-defined]
+    assert len(result.steps) < len(STEPS)  # type: ignore[attr-defined]
+
+
+def test_pause_inserts_silence_and_shifts_the_rest(tmp_path: Path) -> None:
+    _, plain, _ = run(tmp_path, STEPS)
+    _, paused, audio = run(tmp_path, STEPS, commands={5: "pause", 105: "pause"})
+    shift = paused.steps[-1].start_s - plain.steps[-1].start_s  # type: ignore[attr-defined]
+    assert shift == pytest.approx(1.0, abs=0.02)  # 100 blocks of 10 ms
+    assert len(audio) / RATE == pytest.approx(plain.length_s + 1.0, abs=0.2)  # type: ignore[attr-defined]
+
+
+def test_summary_balances_talk(tmp_path: Path) -> None:
+    _, result, _ = run(tmp_path, STEPS, mic_with_speech(30, [(8, 9)]))
+    figures = summary(result, {"a": "Ann", "b": "Bo"})  # type: ignore[arg-type]
+    assert figures["balance"] in (None, 1.0)
+
+
+def test_null_io_runs_as_fast_as_possible() -> None:
+    io = NullIO(RATE)
+    session = Session(STEPS, Bank(), io, Quiet())
+    result = session.run()
+    assert io.frames_out == round(result.length_s * RATE)

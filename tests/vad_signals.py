@@ -1,0 +1,226 @@
+"""Signals with known answers for the VAD tests and benchmark: speech corpora, noise, claps, scoring.
+
+Ground truth for real speech: every clip is one utterance placed at a known offset in
+a longer signal, with silent gaps (0.8-2.0 s) longer than any hangover between clips.
+The utterance's label is the clip's span after trimming: from its first to its last
+10 ms frame within `LABEL_RANGE_DB` of the clip's loudest frame. Pauses inside a clip
+(between words, "Front ... Center") are labelled speech: a turn detector must not
+split there. That is the generous part; everything outside the spans is silence.
+
+SNR is the mean power of the clean signal over the labelled spans against the mean
+power of the added noise.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from voice_guide.clips import resample
+from voice_guide.levels import Samples
+from voice_guide.vad import frame_length, frame_levels_dbfs
+from voice_guide.wavfile import read_wav
+
+ALSA_DIR = Path("/usr/share/sounds/alsa")
+# The spoken channel names; Noise.wav is not speech.
+ALSA_SPEECH = ("Front_Center", "Front_Left", "Front_Right", "Rear_Center", "Rear_Left", "Rear_Right",
+               "Side_Left", "Side_Right")
+ESPEAK_LINES = (
+    ("en-us", "When you looked at your phone, I felt alone."),
+    ("en-gb", "What I hear you saying is that you felt unseen."),
+    ("en-us+f3", "Thank you for telling me. That makes sense to me."),
+    ("en+m3", "I need to know that my feelings matter to you."),
+    ("en-gb-scotland", "Take a slow breath, and tell me what you noticed."),
+    ("en-029+f2", "I am sorry. I did not realise how much it hurt."),
+)
+LABEL_RANGE_DB = 35.0
+BRIDGE_S = float(__import__("os").environ.get("BR", 0.3))
+LEAD_S = 1.5
+GAP_RANGE_S = (0.8, 2.0)
+
+Frames = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A clean signal with its labelled utterance spans (start, end sample)."""
+
+    samples: Samples
+    sample_rate_hz: int
+    spans: tuple[tuple[int, int], ...]
+
+    def labels(self) -> Frames:
+        """Return one speech label per complete 10 ms frame."""
+        frame_len = frame_length(self.sample_rate_hz)
+        n = self.samples.size // frame_len
+        out = np.zeros(n, dtype=np.bool_)
+        for start, end in self.spans:
+            out[start // frame_len: -(-end // frame_len)] = True
+        return out
+
+    def speech_power(self) -> float:
+        """Return the mean square of the clean signal over the labelled spans."""
+        parts = [self.samples[a:b].astype(np.float64) for a, b in self.spans]
+        joined = np.concatenate(parts)
+        return float(np.mean(joined * joined))
+
+    def with_noise(self, snr_db: float | None, seed: int = 7, kind: str = "pink") -> Samples:
+        """Return the signal with steady noise at `snr_db` (None: unchanged)."""
+        if snr_db is None:
+            return self.samples.copy()
+        noise = steady_noise(self.samples.size, self.sample_rate_hz, np.random.default_rng(seed), kind)
+        noise *= np.sqrt(self.speech_power() / 10.0 ** (snr_db / 10.0))
+        return (self.samples + noise).astype(np.float32)
+
+
+def steady_noise(n: int, sample_rate_hz: int, rng: np.random.Generator, kind: str = "pink") -> Samples:
+    """Return `n` samples of unit-power stationary noise: "white", "pink" (1/f) or "brown" (1/f^2)."""
+    white = rng.standard_normal(n)
+    if kind == "white":
+        shaped = white
+    else:
+        spectrum = np.fft.rfft(white)
+        freqs = np.fft.rfftfreq(n, 1.0 / sample_rate_hz)
+        exponent = {"pink": 0.5, "brown": 1.0}[kind]
+        # Below 20 Hz the slope stops, as a real room's noise does (and no DC blows up).
+        spectrum /= np.maximum(freqs, 20.0) ** exponent
+        shaped = np.fft.irfft(spectrum, n)
+    shaped = shaped / np.sqrt(np.mean(shaped * shaped))
+    return shaped.astype(np.float32)
+
+
+def speech_spans(clip: Samples, sample_rate_hz: int, range_db: float = LABEL_RANGE_DB,
+                 bridge_s: float = BRIDGE_S) -> list[tuple[int, int]]:
+    """Return (start, end) samples of a clean clip's speech.
+
+    Speech is every 10 ms frame within `range_db` of the clip's loudest frame, with
+    pauses shorter than `bridge_s` filled in.
+    """
+    levels = frame_levels_dbfs(clip, sample_rate_hz)
+    loud = np.flatnonzero(levels >= levels.max() - range_db)
+    frame_len = frame_length(sample_rate_hz)
+    bridge = round(bridge_s * sample_rate_hz / frame_len)
+    spans: list[tuple[int, int]] = []
+    start = prev = int(loud[0])
+    for i in loud[1:].tolist():
+        if i - prev - 1 >= bridge:
+            spans.append((start * frame_len, (prev + 1) * frame_len))
+            start = i
+        prev = i
+    spans.append((start * frame_len, (prev + 1) * frame_len))
+    return spans
+
+
+def place(clips: list[Samples], sample_rate_hz: int, seed: int = 1, lead_s: float = LEAD_S,
+          gap_range_s: tuple[float, float] = GAP_RANGE_S) -> Corpus:
+    """Lay clips end to end with random silent gaps; return the signal and labelled spans."""
+    rng = np.random.default_rng(seed)
+    parts: list[Samples] = [np.zeros(round(lead_s * sample_rate_hz), dtype=np.float32)]
+    spans: list[tuple[int, int]] = []
+    at = parts[0].size
+    for clip in clips:
+        spans += [(at + start, at + end) for start, end in speech_spans(clip, sample_rate_hz)]
+        gap = np.zeros(round(rng.uniform(*gap_range_s) * sample_rate_hz), dtype=np.float32)
+        parts += [clip, gap]
+        at += clip.size + gap.size
+    return Corpus(np.concatenate(parts), sample_rate_hz, tuple(spans))
+
+
+def alsa_clips(sample_rate_hz: int) -> list[Samples]:
+    """Return the alsa-utils spoken channel names, resampled to `sample_rate_hz`."""
+    out = []
+    for name in ALSA_SPEECH:
+        x, rate = read_wav(ALSA_DIR / f"{name}.wav")
+        out.append(resample(x, rate, sample_rate_hz))
+    return out
+
+
+def espeak_clips(sample_rate_hz: int) -> list[Samples]:
+    """Return ESPEAK_LINES spoken by espeak-ng, resampled to `sample_rate_hz`."""
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (voice, text) in enumerate(ESPEAK_LINES):
+            path = Path(tmp) / f"line{i}.wav"
+            subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), text], check=True, capture_output=True,
+                           timeout=60)
+            x, rate = read_wav(path)
+            out.append(resample(x, rate, sample_rate_hz))
+    return out
+
+
+def speech_corpus(sample_rate_hz: int, seed: int = 1) -> Corpus:
+    """Return all espeak-ng lines and alsa-utils names, interleaved, as one labelled signal."""
+    speech = espeak_clips(sample_rate_hz)
+    names = alsa_clips(sample_rate_hz)
+    mixed: list[Samples] = []
+    for i in range(max(len(speech), len(names))):
+        mixed += speech[i: i + 1] + names[i: i + 1]
+    return place(mixed, sample_rate_hz, seed)
+
+
+def segments_to_frames(segments: list[tuple[float, float]], n_frames: int, sample_rate_hz: int) -> Frames:
+    """Turn (start_s, end_s) segments into one bool per 10 ms frame."""
+    frame_s = frame_length(sample_rate_hz) / sample_rate_hz
+    out = np.zeros(n_frames, dtype=np.bool_)
+    for start_s, end_s in segments:
+        out[round(start_s / frame_s): round(end_s / frame_s)] = True
+    return out
+
+
+def frame_f1(predicted: Frames, reference: Frames) -> float:
+    """Return the F1 score of frame decisions against frame labels."""
+    n = min(predicted.size, reference.size)
+    p, r = predicted[:n], reference[:n]
+    hits = int(np.count_nonzero(p & r))
+    total = int(np.count_nonzero(p)) + int(np.count_nonzero(r))
+    return 2.0 * hits / total if total else 1.0
+
+
+def onset_errors_s(predicted: Frames, reference: Frames, sample_rate_hz: int) -> list[float]:
+    """Return, for each labelled region, detected onset minus true onset in seconds (nearest onset within 0.5 s)."""
+    frame_s = frame_length(sample_rate_hz) / sample_rate_hz
+    n = min(predicted.size, reference.size)
+    true_on = np.flatnonzero(np.diff(reference[:n].astype(np.int8), prepend=0) == 1)
+    got_on = np.flatnonzero(np.diff(predicted[:n].astype(np.int8), prepend=0) == 1)
+    errors = []
+    for t in true_on:
+        if got_on.size == 0:
+            errors.append(float("inf"))
+            continue
+        nearest = got_on[np.argmin(np.abs(got_on - t))]
+        errors.append(float((nearest - t) * frame_s) if abs(nearest - t) * frame_s <= 0.5 else float("inf"))
+    return errors
+
+
+def clap(sample_rate_hz: int, rng: np.random.Generator, decay_s: float = 0.03, attack_s: float = 0.001,
+         peak: float = 0.5) -> Samples:
+    """Return one synthetic hand clap: broadband noise, linear `attack_s` rise, exponential fall.
+
+    `decay_s` is the time the envelope takes to fall 40 dB.
+    """
+    attack = max(1, round(attack_s * sample_rate_hz))
+    tail = round(4 * decay_s * sample_rate_hz)
+    t = np.arange(tail) / sample_rate_hz
+    envelope = np.concatenate((np.linspace(0.0, 1.0, attack, endpoint=False), np.exp(-t * np.log(100.0) / decay_s)))
+    burst = rng.standard_normal(envelope.size) * envelope
+    return (peak * burst / np.max(np.abs(burst))).astype(np.float32)
+
+
+def claps_at(times_s: list[float], duration_s: float, sample_rate_hz: int, seed: int = 3,
+             noise_dbfs: float | None = -60.0, **clap_args: float) -> Samples:
+    """Return a signal of `duration_s` with a clap starting at each of `times_s`, over faint steady noise."""
+    rng = np.random.default_rng(seed)
+    n = round(duration_s * sample_rate_hz)
+    out = np.zeros(n, dtype=np.float32)
+    if noise_dbfs is not None:
+        out += steady_noise(n, sample_rate_hz, rng, "pink") * np.float32(10.0 ** (noise_dbfs / 20.0))
+    for t in times_s:
+        c = clap(sample_rate_hz, rng, **clap_args)
+        at = round(t * sample_rate_hz)
+        out[at: at + c.size] += c[: n - at]
+    return out
