@@ -1,0 +1,215 @@
+"""The journal: sessions land whole, survive Ctrl-C and kill -9, stay private, and read back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voice_guide.history import connect, journal_path, list_sessions
+
+from .conftest import CliResult, write
+
+Cli = Callable[..., CliResult]
+RATE = 16_000
+TWO_TURNS = """\
+title: Two turns
+summary: Each partner talks once.
+steps:
+  - say: Ready.
+  - listen: a
+    for: 6s
+    until_silence: 1.5s
+  - say: Swap.
+  - listen: b
+    for: 6s
+    until_silence: 1.5s
+  - chime: end
+"""
+SLOW = """\
+title: Slow
+summary: Long enough to interrupt.
+steps:
+  - say: One.
+  - pause: 1s
+  - say: Two.
+  - pause: 60s
+  - say: Three.
+"""
+
+
+def speech_bursts(total_s: float, spans: list[tuple[float, float]]) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    mic = 0.0005 * rng.standard_normal(int(total_s * RATE))
+    for a, b in spans:
+        n = int((b - a) * RATE)
+        t = np.arange(n) / RATE
+        burst = np.convolve(rng.standard_normal(n), np.ones(8) / 8, mode="same") * (0.6 + 0.4 * np.sin(8 * t))
+        mic[int(a * RATE):int(a * RATE) + n] += 0.15 * burst
+    return mic.astype(np.float32)
+
+
+def run_offline(cli: Cli, tmp_path: Path, spans: list[tuple[float, float]]) -> CliResult:
+    from voice_guide.wavfile import write_wav
+
+    script = write(tmp_path, "two.yaml", TWO_TURNS)
+    mic = tmp_path / "mic.wav"
+    write_wav(mic, speech_bursts(40, spans), RATE)
+    return cli("run", str(script), "--a", "Ann", "--b", "Bo", "--mic-file", str(mic), "--out",
+               str(tmp_path / "out.wav"), "--sample-rate", str(RATE), "--log", str(tmp_path / "log.json"),
+               "--quiet-summary")
+
+
+def test_offline_session_lands_in_the_journal(cli: Cli, tmp_path: Path, home: Path) -> None:
+    result = run_offline(cli, tmp_path, [(2.0, 4.0), (9.0, 10.0)])
+    assert result.code == 0, result.err
+    log = json.loads((tmp_path / "log.json").read_text())
+    rows = list_sessions(connect(journal_path(home / "data")))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["ended_by"] == "complete" and row["script"] == "two"
+    turns = [e for e in log["events"] if e["kind"] == "listen"]
+    assert row["talk_s"]["Ann"] == pytest.approx(turns[0]["talk_s"], abs=1e-6)
+    assert row["talk_s"]["Bo"] == pytest.approx(turns[1]["talk_s"], abs=1e-6)
+    assert row["talk_s"]["Ann"] == pytest.approx(2.0, abs=0.35)
+    assert row["balance"] == pytest.approx(row["talk_s"]["Ann"] / sum(row["talk_s"].values()))
+    shown = json.loads(cli("history", "show", str(row["id"]), "--json").out)
+    assert [s["kind"] for s in shown["steps"]] == ["say", "listen", "say", "listen", "chime"]
+
+
+def test_history_listing_json_csv_and_filters(cli: Cli, tmp_path: Path) -> None:
+    assert run_offline(cli, tmp_path, [(2.0, 3.0)]).code == 0
+    assert run_offline(cli, tmp_path, [(2.0, 3.0)]).code == 0
+    rows = json.loads(cli("history", "--json").out)
+    assert len(rows) == 2 and rows[0]["id"] > rows[1]["id"]
+    assert json.loads(cli("history", "--json", "--script", "nope").out) == []
+    assert json.loads(cli("history", "--json", "--since", "2999-01-01").out) == []
+    text = cli("history").out.splitlines()
+    assert text[0].startswith("last 30 days: 2 sessions")
+    assert cli("history", "--csv").out.splitlines()[0].startswith("id,started_at,script")
+    assert cli("history", "--since", "yesterday").code == 2
+
+
+def test_exports_parse_back(cli: Cli, tmp_path: Path) -> None:
+    assert run_offline(cli, tmp_path, [(2.0, 4.0), (9.0, 10.0)]).code == 0
+    rttm = cli("history", "export", "1", "--format", "rttm").out.splitlines()
+    assert len(rttm) == 2
+    fields = rttm[0].split()
+    assert fields[0] == "SPEAKER" and len(fields) == 10 and fields[7] == "Ann"
+    assert float(fields[4]) > 0
+    vtt = cli("history", "export", "1", "--format", "vtt").out
+    assert vtt.startswith("WEBVTT") and vtt.count("-->") == 2
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(cli("history", "export", "1", "--format", "csv").out)))
+    assert [r["who"] for r in rows] == ["Ann", "Bo"]
+    assert cli("history", "export", "1", "--format", "mp4").code == 2
+
+
+def test_plots_are_real_pngs_that_follow_the_data(cli: Cli, tmp_path: Path) -> None:
+    assert run_offline(cli, tmp_path, [(2.0, 4.0)]).code == 0
+    first = tmp_path / "one.png"
+    assert cli("history", "plot", "-o", str(first)).code == 0
+    assert run_offline(cli, tmp_path, [(2.0, 5.0), (9.0, 12.0)]).code == 0
+    second = tmp_path / "two.png"
+    assert cli("history", "plot", "-o", str(second)).code == 0
+    for png in (first, second):
+        data = png.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    assert first.read_bytes() != second.read_bytes()
+    timeline = tmp_path / "session.png"
+    assert cli("history", "show", "2", "--plot", str(timeline)).code == 0
+    assert timeline.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_forget_really_deletes(cli: Cli, tmp_path: Path, home: Path) -> None:
+    assert run_offline(cli, tmp_path, [(2.0, 3.0)]).code == 0
+    assert cli("history", "forget", "1", "--yes").out.strip() == "deleted 1 session"
+    assert json.loads(cli("history", "--json").out) == []
+    assert cli("history", "forget", "7", "--yes").code == 2
+    db = sqlite3.connect(journal_path(home / "data"))
+    assert db.execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 0
+
+
+def test_journal_files_are_private(cli: Cli, tmp_path: Path, home: Path) -> None:
+    assert run_offline(cli, tmp_path, [(2.0, 3.0)]).code == 0
+    path = journal_path(home / "data")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def _child(home: Path, script: Path, out: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "VOICE_GUIDE_HOME": str(home)}
+    return subprocess.Popen([sys.executable, "-m", "voice_guide", "run", str(script), "--no-mic", "--out", str(out),
+                             "--realtime", "--sample-rate", "16000"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_step(proc: subprocess.Popen[str], words: str) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if words in line:
+            return
+    raise AssertionError(f"never saw {words!r}")
+
+
+def test_ctrl_c_leaves_a_quit_session_with_its_finished_steps(tmp_path: Path, home: Path) -> None:
+    script = write(tmp_path, "slow.yaml", SLOW)
+    proc = _child(home, script, tmp_path / "o.wav")
+    _wait_for_step(proc, "pause 1 minute")
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    rows = list_sessions(connect(journal_path(home / "data")))
+    assert rows[0]["ended_by"] == "quit"
+    db = connect(journal_path(home / "data"))
+    kinds = [r["kind"] for r in db.execute("SELECT kind FROM steps ORDER BY start_s")]
+    assert kinds[:3] == ["say", "pause", "say"]
+
+
+def test_kill_9_leaves_an_intact_journal(tmp_path: Path, home: Path) -> None:
+    script = write(tmp_path, "slow.yaml", SLOW)
+    proc = _child(home, script, tmp_path / "o.wav")
+    _wait_for_step(proc, "pause 1 minute")
+    time.sleep(0.3)
+    proc.kill()
+    proc.wait(timeout=10)
+    db = connect(journal_path(home / "data"))
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert db.execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 3
+    assert list_sessions(db)[0]["ended_by"] == "unfinished"
+
+
+def test_two_processes_write_at_once(tmp_path: Path, home: Path) -> None:
+    script = write(tmp_path, "quick.yaml", "title: Q\nsummary: S\nsteps:\n  - say: Hello there.\n  - pause: 1s\n")
+    env = {**os.environ, "VOICE_GUIDE_HOME": str(home)}
+    procs = [subprocess.Popen([sys.executable, "-m", "voice_guide", "run", str(script), "--no-mic", "--out",
+                               str(tmp_path / f"o{i}.wav"), "--sample-rate", "16000"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    rows = list_sessions(connect(journal_path(home / "data")))
+    assert len(rows) == 2 and all(r["ended_by"] == "complete" for r in rows)
+
+
+def test_unwritable_journal_warns_once_and_the_session_goes_on(cli: Cli, tmp_path: Path, home: Path) -> None:
+    # A file where the data folder should be: no journal can be made there, even by root.
+    (home / "data").write_text("not a folder")
+    result = run_offline(cli, tmp_path, [(2.0, 3.0)])
+    assert result.code == 0, result.err
+    assert result.err.count("journal is not being written") == 1
+    assert json.loads((tmp_path / "log.json").read_text())["ended_by"] == "complete"
