@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +23,18 @@ class CliResult:
     err: str
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One speech cache for the whole run: each prompt is synthesized once, not once per test."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, shared_cache: Path) -> Path:
     """Point VOICE_GUIDE_HOME at a fresh folder so no test touches a real home."""
-    folder = tmp_path / "home"
+    # Outside tmp_path, so tests that list their tmp_path see only their own files.
+    folder = tmp_path_factory.mktemp("home")
+    (folder / "cache").symlink_to(shared_cache, target_is_directory=True)
     monkeypatch.setenv("VOICE_GUIDE_HOME", str(folder))
     return folder
 
@@ -50,3 +59,27 @@ def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def pulse() -> Iterator[dict[str, str]]:
+    """Make sure the private PulseAudio with the vg_out and vg_mic null sinks is up; return its env.
+
+    `make test` starts it; a bare `pytest` starts it here and stops it at the end.
+    """
+    import subprocess
+
+    script = REPO / "tools" / "pulse.sh"
+    env = dict(os.environ)
+    env.setdefault("VG_PULSE_DIR", str(REPO / ".pulse"))
+    exports = subprocess.run([str(script), "env"], env=env, capture_output=True, text=True, check=True).stdout
+    for item in exports.replace("export ", "").split():
+        key, _, value = item.partition("=")
+        env[key] = value.strip("'")
+    started = subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode != 0
+    if started:
+        subprocess.run([str(script), "start"], env=env, check=True)
+    os.environ.update({k: env[k] for k in ("PULSE_SERVER", "PULSE_RUNTIME_PATH")})
+    yield env
+    if started:
+        subprocess.run([str(script), "stop"], env=env, check=False)

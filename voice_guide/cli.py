@@ -5,23 +5,45 @@ Exit codes: 0 ok, 1 failure, 2 bad input (script, option, file), 130 Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import json
 import os
 import re
+import sqlite3
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TextIO
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from .audio import AudioIO, FileIO, SoundDeviceIO, find_device, list_devices
+from .display import Fanout, LiveDisplay, PlainDisplay
 from .durations import format_duration
-from .errors import ScriptError, UsageError, VoiceGuideError
+from .encode import format_of, write_audio
+from .errors import AudioDeviceError, ScriptError, UsageError, VoiceGuideError
+from .history import Journal, SessionInfo, connect, forget, get_session, journal_path, list_sessions
+from .journal_views import EXPORT_FORMATS, export_turns, plot_history, plot_session
+from .keys import KeyReader
+from .levels import Samples
 from .library import Library
 from .paths import UserDirs
-from .script import Names, Script, expand, parse_overrides, step_details, step_kind, step_label
+from .recap import closing_line, summary
+from .render import SessionClips, blocks, build, chapters, write_cues
+from .render import prepare as prepare_clips
+from .script import Names, Script, Step, expand, parse_overrides, step_details, step_kind, step_label
+from .session import Session, SessionOptions, SessionResult
 from .timeline import DEFAULT_RATE_HZ, estimated_length_frames, frames_to_s, place, total_s
+from .tts import ClipCache, Pyttsx3Speaker, list_voices
+from .vad import ClapDetector, VoiceDetector
+from .vad import analyze as analyze_speech
+from .wavfile import read_wav
 
 PROG = "voice-guide"
 
@@ -226,6 +248,416 @@ def new(
     path.write_text(STARTER.format(name=name, path=path, title=title), encoding="utf-8")
     env.out(f"wrote {path}")
     env.note(f"edit it, then try: {PROG} show {name}")
+
+
+VoiceOpt = Annotated[str | None, typer.Option("--voice", help="Speech voice: an id or part of a name (see 'voices').")]
+RateOpt = Annotated[int, typer.Option("--rate", min=60, max=400, help="Speaking rate in words per minute.")]
+SampleRateOpt = Annotated[int, typer.Option("--sample-rate", min=8000, max=192000, help="Session sample rate in Hz.")]
+DEFAULT_WPM = 150
+
+
+def _cache(env: Env, voice: str | None, rate_wpm: int, sample_rate_hz: int) -> ClipCache:
+    return ClipCache(env.dirs.cache / "speech", Pyttsx3Speaker(voice=voice, rate_wpm=rate_wpm), sample_rate_hz)
+
+
+@contextlib.contextmanager
+def _progress(env: Env, label: str) -> Iterator[Callable[[int, int], None]]:
+    """Show a progress bar on a terminal; stay quiet when stderr is a file or pipe."""
+    shown = env.stderr.isatty()
+    console = Console(file=env.stderr)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True, disable=not shown) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+@app.command()
+def render(
+    ctx: typer.Context,
+    script: Annotated[str, typer.Argument(help="A built-in id, one of your script ids, or a path.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output file: .wav, .flac, .ogg, .mp3 or .m4a.")],
+    cues: Annotated[Path | None, typer.Option("--cues", help="Also write every event's timing as JSON.")] = None,
+    with_chapters: Annotated[bool, typer.Option("--chapters", help="Mark each step as a chapter.")] = False,
+    a: NameA = Names.a,
+    b: NameB = Names.b,
+    sets: SetOpt = None,
+    voice: VoiceOpt = None,
+    rate: RateOpt = DEFAULT_WPM,
+    sample_rate: SampleRateOpt = DEFAULT_RATE_HZ,
+) -> None:
+    """Render a whole session to an audio file (listen turns last their full 'for')."""
+    env = _env(ctx)
+    format_of(out)  # fail on a bad extension before any work
+    loaded, steps = _plan(env, script, a, b, sets)
+    cache = _cache(env, voice, rate, sample_rate)
+    with _progress(env, "Preparing speech") as update:
+        timeline = build(steps, cache, update)
+    with _progress(env, "Rendering") as update:
+        total = timeline.length_frames
+
+        def tracked() -> Iterator[Samples]:
+            done = 0
+            for block in blocks(timeline):
+                done += len(block)
+                update(done, total)
+                yield block
+
+        marks = chapters(timeline) if with_chapters else []
+        written = write_audio(out, tracked(), timeline.sample_rate_hz, marks, title=loaded.title)
+    if cues is not None:
+        write_cues(cues, timeline)
+        written.append(cues)
+    duration = format_duration(frames_to_s(timeline.length_frames, timeline.sample_rate_hz))
+    env.out(f"wrote {', '.join(str(p) for p in written)} ({duration})")
+
+
+@app.command()
+def prepare(
+    ctx: typer.Context,
+    script: Annotated[str | None, typer.Argument(help="A script id or path; leave out with --all.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Prepare every exercise in the library.")] = False,
+    a: NameA = Names.a,
+    b: NameB = Names.b,
+    voice: VoiceOpt = None,
+    rate: RateOpt = DEFAULT_WPM,
+    sample_rate: SampleRateOpt = DEFAULT_RATE_HZ,
+) -> None:
+    """Synthesize every spoken prompt ahead of time so sessions start at once."""
+    env = _env(ctx)
+    if every == (script is not None):
+        raise UsageError("give one SCRIPT or --all", "for example: voice-guide prepare timeout-breathing")
+    names = list(env.library().ids()) if every else [script or ""]
+    steps: list[Step] = []
+    for name in names:
+        steps += expand(env.library().load(name), Names(a=a, b=b))
+    cache = _cache(env, voice, rate, sample_rate)
+    before = cache.synth_calls
+    with _progress(env, "Preparing speech") as update:
+        count = prepare_clips(steps, cache, update)
+    env.out(f"{count} prompts ready ({cache.synth_calls - before} newly synthesized) in {cache.folder}")
+
+
+@app.command()
+def voices(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List the voices the speech engine offers."""
+    env = _env(ctx)
+    found = list_voices()
+    if as_json:
+        env.out(json.dumps([{"id": v.id, "name": v.name, "languages": list(v.languages)} for v in found], indent=2))
+        return
+    for v in found:
+        env.out(f"{v.name:<30} {','.join(v.languages):<12} {v.id}")
+
+
+def _mic_channels(spec: str | None) -> dict[str, int]:
+    """Parse --mic-channels a=1,b=2 into zero-based channels per partner."""
+    if not spec:
+        return {}
+    result: dict[str, int] = {}
+    for part in spec.split(","):
+        who, sep, channel = part.partition("=")
+        if not sep or who.strip() not in ("a", "b") or not channel.strip().isdigit() or int(channel) < 1:
+            raise UsageError(f"--mic-channels {spec}: expected a=N,b=M", "input channels count from 1, e.g. a=1,b=2")
+        result[who.strip()] = int(channel) - 1
+    if len(set(result.values())) != len(result):
+        raise UsageError(f"--mic-channels {spec}: two partners on one channel", "give each partner their own channel")
+    return result
+
+
+def _open_io(env: Env, *, mic_file: Path | None, out: Path | None, realtime: bool, no_mic: bool,
+             input_device: str | None, output_device: str | None, channels: int, sample_rate_hz: int) -> AudioIO:
+    if mic_file is not None or out is not None:
+        return FileIO(None if no_mic else mic_file, out, sample_rate_hz, realtime=realtime)
+    devices = list_devices()
+    output = find_device(output_device, "output", devices)
+    if output is None:
+        raise AudioDeviceError("no sound output device found",
+                               "connect one, or render to a file: voice-guide render SCRIPT -o session.wav")
+    mic = None if no_mic else find_device(input_device, "input", devices)
+    if mic is None and not no_mic:
+        env.note(f"{PROG}: no microphone found; turns will last their full time")
+    return SoundDeviceIO(output, mic, sample_rate_hz, input_channels=max(channels, 1))
+
+
+def _print_summary(env: Env, result: SessionResult, names: Names) -> dict[str, Any]:
+    figures = summary(result, {"a": names.a, "b": names.b})
+    talk = figures["talk_s"]
+    if result.turns and result.mic_used:
+        parts = [f"{who} talked {format_duration(seconds)}" for who, seconds in talk.items()]
+        env.note("summary: " + ", ".join(parts) + f"; longest pause {format_duration(figures['longest_pause_s'])}")
+    if result.underruns or result.overruns:
+        env.note(f"{PROG}: audio: {result.underruns} underruns, {result.overruns} overruns")
+    return figures
+
+
+def _write_log(path: Path, result: SessionResult, figures: dict[str, Any], script: Script, rate: int) -> None:
+    doc = {"script": script.id, "title": script.title, "sample_rate": rate, "ended_by": result.ended_by,
+           "duration_s": result.length_s, "underruns": result.underruns, "overruns": result.overruns,
+           "mic": result.mic_used, "events": [e.as_json() for e in result.events], "summary": figures}
+    path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    script: Annotated[str, typer.Argument(help="A built-in id, one of your script ids, or a path.")],
+    a: NameA = Names.a,
+    b: NameB = Names.b,
+    sets: SetOpt = None,
+    voice: VoiceOpt = None,
+    rate: RateOpt = DEFAULT_WPM,
+    sample_rate: SampleRateOpt = DEFAULT_RATE_HZ,
+    no_mic: Annotated[bool, typer.Option("--no-mic", help="Do not listen; turns last their full time.")] = False,
+    headphones: Annotated[bool, typer.Option("--headphones", help="The mic cannot hear the guide: listen "
+                                             "even while it speaks.")] = False,
+    mic_file: Annotated[Path | None, typer.Option("--mic-file", help="Run offline: read the microphone from "
+                                                  "this WAV.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run offline: write the output to this WAV.")] = None,
+    realtime: Annotated[bool, typer.Option("--realtime", help="Offline runs at real-time pace.")] = False,
+    log: Annotated[Path | None, typer.Option("--log", help="Write what happened, with exact times, as JSON.")] = None,
+    input_device: Annotated[str | None, typer.Option("--input-device", help="Microphone: index or part of "
+                                                     "its name.")] = None,
+    output_device: Annotated[str | None, typer.Option("--output-device", help="Speaker: index or part of "
+                                                      "its name.")] = None,
+    mic_channels: Annotated[str | None, typer.Option("--mic-channels", help="Two mics on one interface, "
+                                                     "e.g. a=1,b=2.")] = None,
+    quiet_summary: Annotated[bool, typer.Option("--quiet-summary", help="Do not speak the closing line about "
+                                                "who talked how long.")] = False,
+    record: Annotated[Path | None, typer.Option("--record", help="Also save the microphone to this WAV "
+                                                "(the only way mic audio reaches disk).")] = None,
+) -> None:
+    """Play an exercise, listening to the microphone to know when each turn is over."""
+    env = _env(ctx)
+    names = Names(a=a, b=b)
+    loaded, steps = _plan(env, script, a, b, sets)
+    channels = _mic_channels(mic_channels)
+    if mic_file is not None and not mic_file.is_file():
+        raise UsageError(f"--mic-file {mic_file}: no such file", "a WAV file to use as the microphone")
+    cache = _cache(env, voice, rate, sample_rate)
+    with _progress(env, "Preparing speech") as update:
+        prepare_clips(steps, cache, update)
+    io = _open_io(env, mic_file=mic_file, out=out, realtime=realtime, no_mic=no_mic, input_device=input_device,
+                  output_device=output_device, channels=max(channels.values(), default=0) + 1,
+                  sample_rate_hz=sample_rate)
+    if io.input_channels == 0 and not no_mic and mic_file is not None:
+        env.note(f"{PROG}: no microphone; turns will last their full time")
+    live = env.stdout.isatty() and mic_file is None and out is None
+    display: Any = LiveDisplay(Console(file=env.stdout), None) if live else PlainDisplay(env.stdout)
+    journal = Journal(journal_path(env.dirs.data),
+                      SessionInfo(loaded.id, loaded.title, names.a, names.b,
+                                  {"voice": voice, "rate_wpm": rate, "sample_rate": sample_rate, "mic": not no_mic,
+                                   "headphones": headphones, "set": list(sets or []), "offline": mic_file is not None}),
+                      env.note)
+
+    def closing(result: SessionResult) -> str | None:
+        return None if quiet_summary else closing_line(summary(result, {"a": names.a, "b": names.b}))
+
+    if record is not None:
+        env.note(f"{PROG}: recording the microphone to {record}, as asked (--record)")
+    ended_by, result = "error", None
+    with KeyReader() as keys, (display if live else contextlib.nullcontext()):
+        session = Session(steps, SessionClips(cache, sample_rate), io, Fanout([display, journal]),
+                          gate_factory=lambda: VoiceDetector(sample_rate), claps=ClapDetector(sample_rate),
+                          options=SessionOptions(headphones=headphones, mic_channels=channels), commands=keys.poll,
+                          closing=closing, record_to=record)
+        try:
+            result = session.run()
+            ended_by = result.ended_by
+        except KeyboardInterrupt:
+            result, ended_by = session.result_so_far, "quit"
+            raise
+        finally:
+            partial = result or getattr(session, "result_so_far", None)
+            journal.close(ended_by, partial.length_s if partial else 0.0, partial.underruns if partial else 0)
+            if partial is not None:
+                figures = _print_summary(env, partial, names)
+                if log is not None:
+                    _write_log(log, partial, figures, loaded, sample_rate)
+
+
+@app.command()
+def timeout(
+    ctx: typer.Context,
+    a: NameA = Names.a,
+    b: NameB = Names.b,
+    no_mic: Annotated[bool, typer.Option("--no-mic", help="Do not listen; turns last their full time.")] = False,
+) -> None:
+    """Start the timeout breathing exercise at once, for a heated moment."""
+    ctx.invoke(run, ctx=ctx, script="timeout-breathing", a=a, b=b, sets=None, voice=None, rate=DEFAULT_WPM,
+               sample_rate=DEFAULT_RATE_HZ, no_mic=no_mic, headphones=False, mic_file=None, out=None,
+               realtime=False, log=None, input_device=None, output_device=None, mic_channels=None,
+               quiet_summary=False, record=None)
+
+
+@app.command()
+def devices(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List sound devices (the defaults are marked with *)."""
+    env = _env(ctx)
+    found = list_devices()
+    if as_json:
+        env.out(json.dumps([vars(d) for d in found], indent=2))
+        return
+    if not found:
+        env.note("no sound devices found")
+    for d in found:
+        marks = ("<" if d.is_default_input else " ") + (">" if d.is_default_output else " ")
+        env.out(f"{marks} {d.index:3d} {d.name:<40} in {d.inputs:2d}  out {d.outputs:2d}  {d.default_rate_hz:.0f} Hz")
+
+
+@app.command()
+def analyze(
+    ctx: typer.Context,
+    wav: Annotated[Path, typer.Argument(help="A WAV file of speech.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the speech in a recording with the same detector the live player uses."""
+    env = _env(ctx)
+    samples, rate = read_wav(wav)
+    report = analyze_speech(samples, rate)
+    if as_json:
+        env.out(json.dumps(report, indent=1))
+        return
+    env.out(f"{wav}: {format_duration(report['duration_s'])}, speech {report['talk_s']:.1f}s "
+            f"in {len(report['speech'])} stretches, longest silence {report['longest_silence_s']:.1f}s")
+    for seg in report["speech"]:
+        env.out(f"  {seg['start_s']:8.2f} - {seg['end_s']:8.2f}")
+
+
+history_app = typer.Typer(help="Look back at past sessions: summaries, pictures, exports.",
+                          invoke_without_command=True, no_args_is_help=False)
+app.add_typer(history_app, name="history")
+
+
+def _journal(env: Env) -> sqlite3.Connection:
+    return connect(journal_path(env.dirs.data))
+
+
+def _since(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--since {value}: not a date", "use YYYY-MM-DD, e.g. --since 2026-11-01") from None
+    # The journal stores UTC; a plain date means midnight UTC.
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+@history_app.callback()
+def history(
+    ctx: typer.Context,
+    as_json: JsonOpt = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of text.")] = False,
+    since: Annotated[str | None, typer.Option("--since", help="Only sessions from this date (YYYY-MM-DD).")] = None,
+    script: Annotated[str | None, typer.Option("--script", help="Only sessions of this exercise id.")] = None,
+) -> None:
+    """List past sessions, newest first, with a line for the last 30 days on top."""
+    if ctx.invoked_subcommand is not None:
+        return
+    env = _env(ctx)
+    rows = list_sessions(_journal(env), _since(since), script)
+    if as_json:
+        env.out(json.dumps(rows, indent=1, ensure_ascii=False))
+        return
+    if as_csv:
+        writer = csv.writer(env.stdout)
+        writer.writerow(["id", "started_at", "script", "ended_by", "duration_s", "a", "a_talk_s", "b", "b_talk_s",
+                         "balance", "longest_pause_s"])
+        for r in rows:
+            writer.writerow([r["id"], r["started_at"], r["script"], r["ended_by"], r["duration_s"], r["a"],
+                             r["talk_s"][r["a"]], r["b"], r["talk_s"][r["b"]], r["balance"], r["longest_pause_s"]])
+        return
+    month_ago = (datetime.now(UTC) - timedelta(days=30)).isoformat()
+    recent = [r for r in rows if r["started_at"] >= month_ago]
+    minutes = sum((r["duration_s"] or 0.0) for r in recent) / 60
+    balances = [r["balance"] for r in recent if r["balance"] is not None]
+    line = f"last 30 days: {len(recent)} sessions, {minutes:.0f} minutes"
+    if balances:
+        line += f", first partner's share of talking {sum(balances) / len(balances) * 100:.0f}% on average"
+    env.out(line)
+    for r in rows:
+        talk = ", ".join(f"{who} {format_duration(sec)}" for who, sec in r["talk_s"].items())
+        env.out(f"{r['id']:4d}  {r['started_at'][:16].replace('T', ' ')}  {r['script']:<24} {r['ended_by']:<10} "
+                f"{format_duration(r['duration_s'] or 0):>6}  {talk}")
+
+
+@history_app.command("show")
+def history_show(
+    ctx: typer.Context,
+    session_id: Annotated[int, typer.Argument(help="The session's id (see 'voice-guide history').")],
+    as_json: JsonOpt = False,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Draw who talked when to this PNG.")] = None,
+) -> None:
+    """Show one session step by step."""
+    env = _env(ctx)
+    session = get_session(_journal(env), session_id)
+    if plot is not None:
+        plot_session(session, plot)
+        env.note(f"wrote {plot}")
+    if as_json:
+        env.out(json.dumps(session, indent=1, ensure_ascii=False))
+        return
+    env.out(f"{session['title']} ({session['script']}), {session['started_at']}, {session['ended_by']}")
+    for step in session["steps"]:
+        line = f"{format_duration(step['start_s']):>6}  {step['kind']:<7} {step['label']}"
+        if step["kind"] == "listen":
+            line += f"  [{step['who']} talked {step['talk_s'] or 0:.0f}s, {step['ended_by']}]"
+        env.out(line)
+
+
+@history_app.command("plot")
+def history_plot(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("-o", "--out", help="The PNG to write.")] = Path("history.png"),
+    since: Annotated[str | None, typer.Option("--since", help="Only sessions from this date (YYYY-MM-DD).")] = None,
+) -> None:
+    """Draw talk minutes per partner per session over time, with the balance line."""
+    env = _env(ctx)
+    rows = list_sessions(_journal(env), _since(since))
+    if not rows:
+        raise UsageError("no sessions to draw yet", "run an exercise first")
+    plot_history(rows, out)
+    env.out(f"wrote {out}")
+
+
+@history_app.command("export")
+def history_export(
+    ctx: typer.Context,
+    session_id: Annotated[int, typer.Argument(help="The session's id.")],
+    fmt: Annotated[str, typer.Option("--format", help="rttm, vtt or csv.")] = "csv",
+) -> None:
+    """Print one session's turns in a standard format."""
+    env = _env(ctx)
+    if fmt not in EXPORT_FORMATS:
+        raise UsageError(f"--format {fmt}: unknown format", "one of " + ", ".join(EXPORT_FORMATS))
+    env.stdout.write(export_turns(get_session(_journal(env), session_id), fmt))
+
+
+@history_app.command("forget")
+def history_forget(
+    ctx: typer.Context,
+    session_id: Annotated[int | None, typer.Argument(help="The session to delete.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Delete every session.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete sessions from the journal for good."""
+    env = _env(ctx)
+    if every == (session_id is not None):
+        raise UsageError("give one session id or --all", "for example: voice-guide history forget 3")
+    db = _journal(env)
+    if session_id is not None:
+        get_session(db, session_id)  # a clear error for an unknown id
+    what = "every session" if every else f"session {session_id}"
+    if not yes and not typer.confirm(f"Delete {what} for good?", default=False):
+        env.note("nothing deleted")
+        return
+    count = forget(db, None if every else [session_id or 0])
+    env.out(f"deleted {count} session{'s' if count != 1 else ''}")
 
 
 # ---------------------------------------------------------------- entry point
