@@ -14,7 +14,7 @@ from voice_guide.recap import summary
 from voice_guide.script import Breathe, Chime, Listen, Pause, Say, Step
 from voice_guide.session import Command, Session, SessionOptions, StepRecord
 from voice_guide.timeline import compile_timeline
-from voice_guide.vad import VoiceDetector
+from voice_guide.vad import ClapDetector, VoiceDetector
 from voice_guide.wavfile import read_wav, write_wav
 
 RATE = 16_000
@@ -146,3 +146,55 @@ def test_null_io_runs_as_fast_as_possible() -> None:
     session = Session(STEPS, Bank(), io, Quiet())
     result = session.run()
     assert io.frames_out == round(result.length_s * RATE)
+
+
+TWO_MIC_STEPS: list[Step] = [Say("Go.", 1), Listen("a", "Ann", 8.0, 2, until_silence_s=2.0), Chime("end", 3)]
+
+
+def test_two_microphones_attribute_turns_and_count_interruptions(tmp_path: Path) -> None:
+    timeline = compile_timeline(TWO_MIC_STEPS, Bank())
+    t0 = timeline.steps[1].start_frame / RATE
+    ann = mic_with_speech(20, [(t0 + 0.5, t0 + 4.0)])
+    # Bo talks over Ann for 1.5 s in the middle of her turn, and briefly (0.3 s) once more.
+    bo = mic_with_speech(20, [(t0 + 1.5, t0 + 3.0), (t0 + 3.4, t0 + 3.7)])
+    mic_path, out = tmp_path / "mic2.wav", tmp_path / "out.wav"
+    import wave
+
+    with wave.open(str(mic_path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(np.round(np.stack([ann, bo], axis=1) * 32767).astype("<i2").tobytes())
+    io = FileIO(mic_path, out, RATE)
+    assert io.input_channels == 2
+    session = Session(TWO_MIC_STEPS, Bank(), io, Quiet(), gate_factory=lambda: VoiceDetector(RATE),
+                      options=SessionOptions(headphones=True, mic_channels={"a": 0, "b": 1}))
+    turn = session.run().turns[0]
+    assert turn.who == "Ann" and turn.ended_by == "silence"
+    assert turn.talk_s == pytest.approx(3.5, abs=0.2)   # Ann's own channel, not Bo's
+    assert turn.interruptions == 1
+
+
+def test_a_double_clap_pauses_and_another_resumes(tmp_path: Path) -> None:
+    from tests.vad_signals import claps_at
+
+    steps: list[Step] = [Say("One two three.", 1), Pause(6.0, 2), Chime("end", 3)]
+    plain = compile_timeline(steps, Bank()).length_frames / RATE
+    mic = claps_at([1.0, 1.4, 4.0, 4.4], 20, RATE)
+    mic_path, out = tmp_path / "claps.wav", tmp_path / "out.wav"
+    write_wav(mic_path, mic, RATE)
+    session = Session(steps, Bank(), FileIO(mic_path, out, RATE), Quiet(), gate_factory=lambda: VoiceDetector(RATE),
+                      claps=ClapDetector(RATE), options=SessionOptions(headphones=True))
+    result = session.run()
+    # Paused from the first double clap to the second: about 3 s longer than planned.
+    assert result.length_s - plain == pytest.approx(3.0, abs=0.1)
+
+
+def test_speakers_mode_does_not_take_the_guide_for_a_partner(tmp_path: Path) -> None:
+    steps: list[Step] = [Listen("a", "Ann", 6.0, 1, remind_s=4.0)]
+    # The microphone hears a loud burst exactly while the remind tick plays, and nothing else.
+    mic = mic_with_speech(10, [(2.0, 2.3)])
+    speakers = run(tmp_path, steps, mic, headphones=False)[1]
+    headphones = run(tmp_path, steps, mic, headphones=True)[1]
+    assert speakers.turns[0].talk_s == 0  # type: ignore[attr-defined]
+    assert headphones.turns[0].talk_s > 0.2  # type: ignore[attr-defined]
