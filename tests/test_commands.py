@@ -78,5 +78,6 @@ def test_closing_line_is_kind_and_plain() -> None:
     even = {"talk_s": {"Ann": 118.0, "Bo": 125.0}, "balance": 118 / 243}
     assert closing_line(even) == "You each spoke for about 2 minutes. Thank you both."
     uneven = {"talk_s": {"Ann": 200.0, "Bo": 40.0}, "balance": 200 / 240}
-    assert closing_line(uneven) == "Ann spoke for about 3 minutes 30 seconds, and Bo for about 40 seconds. Thank you both."
+    assert closing_line(uneven) == ("Ann spoke for about 3 minutes 30 seconds, and Bo for about 40 seconds. "
+                                    "Thank you both.")
     assert closing_line({"talk_s": {"Ann": 0.0, "Bo": 1.0}, "balance": 0.0}) is None
