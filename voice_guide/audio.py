@@ -27,6 +27,8 @@ from .levels import Samples
 from .wavfile import read_wav_channels, to_pcm16
 
 MicSamples = npt.NDArray[np.float32]   # frames x channels
+# Measure drift between two devices only over a stretch long enough to mean something.
+DRIFT_AFTER_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -39,10 +41,14 @@ class MicBlock:
 
 @dataclass
 class IOStats:
-    """Counts the session reports: a healthy run has zero of each."""
+    """Counts the session reports: a healthy run has zero underruns and overruns."""
 
     underruns: int = 0
     overruns: int = 0
+    # How far the input device's clock runs from the output's, in parts per million
+    # (two devices only; None until measured). Mic blocks are stamped with the output
+    # clock as they arrive, so this drift never accumulates on the session timeline.
+    drift_ppm: float | None = None
 
 
 class AudioIO(Protocol):
@@ -241,6 +247,7 @@ class SoundDeviceIO:
         self._draining = False
         self._streams: list[Any] = []
         self._running = False
+        self._heard = 0
 
     # The audio thread: copy only.
     def _fill(self, outdata: Any, frames: int) -> int:
@@ -280,6 +287,9 @@ class SoundDeviceIO:
         # A separate input device: stamp with the output clock now, so drift between
         # the two devices never accumulates on the session's timeline.
         self._in.put(MicBlock(max(0, self._played - frames), indata[:, :self.input_channels].copy()))
+        self._heard += frames
+        if self._played >= DRIFT_AFTER_S * self.sample_rate_hz:
+            self.stats.drift_ppm = (self._heard / self._played - 1.0) * 1e6
 
     def _count(self, status: Any) -> None:
         if status.input_overflow:

@@ -388,7 +388,14 @@ def _print_summary(env: Env, result: SessionResult, names: Names) -> dict[str, A
     talk = figures["talk_s"]
     if result.turns and result.mic_used:
         parts = [f"{who} talked {format_duration(seconds)}" for who, seconds in talk.items()]
-        env.note("summary: " + ", ".join(parts) + f"; longest pause {format_duration(figures['longest_pause_s'])}")
+        if figures["balance"] is not None:
+            parts.append(f"{names.a}'s share {figures['balance'] * 100:.0f}%")
+        parts.append(f"longest pause {format_duration(figures['longest_pause_s'])}")
+        if figures["overrun_s"]:
+            parts.append(f"{format_duration(figures['overrun_s'])} over time")
+        if figures["interruptions"]:
+            parts.append(f"{figures['interruptions']} interruptions")
+        env.note("summary: " + ", ".join(parts))
     if result.underruns or result.overruns:
         env.note(f"{PROG}: audio: {result.underruns} underruns, {result.overruns} overruns")
     return figures
@@ -397,6 +404,7 @@ def _print_summary(env: Env, result: SessionResult, names: Names) -> dict[str, A
 def _write_log(path: Path, result: SessionResult, figures: dict[str, Any], script: Script, rate: int) -> None:
     doc = {"script": script.id, "title": script.title, "sample_rate": rate, "ended_by": result.ended_by,
            "duration_s": result.length_s, "underruns": result.underruns, "overruns": result.overruns,
+           "input_drift_ppm": result.drift_ppm,
            "mic": result.mic_used, "events": [e.as_json() for e in result.events], "summary": figures}
     path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 

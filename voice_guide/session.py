@@ -135,6 +135,7 @@ class SessionResult:
     underruns: int
     overruns: int
     mic_used: bool
+    drift_ppm: float | None = None
 
     @property
     def turns(self) -> list[Turn]:
@@ -268,7 +269,7 @@ class Session:
 
     def _result(self, ended_by: SessionEnd) -> SessionResult:
         return SessionResult(ended_by, tuple(self._records), tuple(self._log), self.clock.out / self.rate,
-                             self.io.stats.underruns, self.io.stats.overruns, self.mic)
+                             self.io.stats.underruns, self.io.stats.overruns, self.mic, self.io.stats.drift_ppm)
 
     def _play_step(self, index: int) -> str:
         step = self.steps[index]
