@@ -32,8 +32,8 @@ $(STAMP): pyproject.toml
 assets: $(STAMP)
 	$(BIN)/python -m voice_guide.tones audio_assets
 
-bench: $(STAMP)
-	$(BIN)/python -m bench
+bench: test-deps $(STAMP)
+	tools/run-bench.sh
 
 clean:
 	rm -rf $(VENV) .pulse .pytest_cache .mypy_cache .ruff_cache demo.wav build dist

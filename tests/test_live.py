@@ -54,8 +54,14 @@ def _cli(args: list[str], env: dict[str, str], home: Path) -> subprocess.Popen[s
 
 
 def _record(env: dict[str, str], path: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["parec", "-d", "vg_out.monitor", "--format=float32le", f"--rate={RATE}",
+    proc = subprocess.Popen(["parec", "-d", "vg_out.monitor", "--format=float32le", f"--rate={RATE}",
                              "--channels=1", "--raw", "--latency-msec=20", str(path)], env=env)
+    # parec takes a moment to connect: wait until it is really recording.
+    for _ in range(1000):
+        if path.exists() and path.stat().st_size > 0:
+            return proc
+        time.sleep(0.01)
+    raise AssertionError("parec recorded nothing")
 
 
 def _onset(audio: np.ndarray, clip: np.ndarray, around: int, search: int) -> int:
@@ -72,7 +78,6 @@ def test_live_cue_onsets_match_the_log(pulse: dict[str, str], tmp_path: Path, ho
     log = tmp_path / "log.json"
     raw = tmp_path / "rec.raw"
     recorder = _record(pulse, raw)
-    time.sleep(0.5)
     proc = _cli(["run", str(script), "--no-mic", "--log", str(log)], pulse, home)
     _, err = proc.communicate(timeout=120)
     time.sleep(0.5)
