@@ -143,6 +143,33 @@ class SessionResult:
         return [r.turn for r in self.steps if r.turn is not None]
 
 
+class MicHealth:
+    """Notice a microphone that cannot be listened to: only digital silence, or clipping."""
+
+    # Judge over this much audio: long enough not to trip on a quiet room or one shout.
+    WINDOW_S = 3.0
+    CLIPPED_SHARE = 0.05
+
+    def __init__(self, sample_rate_hz: int) -> None:
+        self.window = round(self.WINDOW_S * sample_rate_hz)
+        self.seen = self.nonzero = self.clipped = 0
+
+    def check(self, samples: npt.NDArray[np.float32]) -> str | None:
+        """Take mic samples; return why the mic is unusable once a full window is seen, else None."""
+        self.seen += samples.shape[0]
+        self.nonzero += int(np.count_nonzero(np.any(samples != 0.0, axis=1)))
+        self.clipped += int(np.count_nonzero(np.any(np.abs(samples) >= 0.999, axis=1)))
+        if self.seen < self.window:
+            return None
+        verdict = None
+        if self.nonzero == 0:
+            verdict = "the microphone sends only silence (is it muted?)"
+        elif self.clipped > self.CLIPPED_SHARE * self.seen:
+            verdict = "the microphone is clipping (turn its level down)"
+        self.seen = self.nonzero = self.clipped = 0
+        return verdict
+
+
 class MicRecorder:
     """Append microphone blocks to a 16-bit WAV as they arrive."""
 
@@ -227,6 +254,8 @@ class Session:
         self._speaking: dict[str, bool] = {who: False for who in self._gates}
         self._overlap_frames = 0
         self._mic_origin: int | None = None
+        self._mic_health = MicHealth(self.rate)
+        self._tracker: TurnTracker | None = None
         self._vad_frames = 0
         self._interruption_frames = s_to_frames(INTERRUPTION_S, self.rate) // self.block * self.block
 
@@ -276,6 +305,7 @@ class Session:
         start = self.clock.session
         events, length = place_step(step, index, start, self.bank)
         tracker = TurnTracker(step, start, self.rate, mic=self.mic) if isinstance(step, Listen) else None
+        self._tracker = tracker
         if tracker is not None:
             # A live turn plays its remind tick when the tracker says, not at a fixed place.
             events = [e for e in events if e.name != "remind"]
@@ -364,6 +394,10 @@ class Session:
         for block in blocks:
             if self._recorder is not None:
                 self._recorder.write(block.samples)
+            problem = self._mic_health.check(block.samples)
+            if problem is not None:
+                self._drop_mic(problem)
+                return []
             if self._mic_origin is None:
                 self._mic_origin = block.start_frame
             if self.claps is not None and self.claps.push(block.samples.mean(axis=1)).any():
@@ -386,6 +420,15 @@ class Session:
                 self._speaking = dict(decisions[-1].speaking)
                 self.observer.heard(rms_dbfs(block.samples), self._speaking)
         return decisions
+
+    def _drop_mic(self, problem: str) -> None:
+        """Go on without the microphone: turns last their full time from here."""
+        self.mic = False
+        self._gates = {}
+        self.claps = None
+        if self._tracker is not None:
+            self._tracker.lose_mic()
+        self.observer.note(f"{problem}; going on without it, turns last their full time")
 
     def _to_session_frame(self, vad_frames: int) -> int:
         """Return the session frame where the given count of 10 ms mic frames ends."""

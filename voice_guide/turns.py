@@ -139,6 +139,13 @@ class TurnTracker:
                 actions.append(self._end(deadline, "time"))
         return actions
 
+    def lose_mic(self) -> None:
+        """Carry on without the microphone: from now on the turn simply lasts `for`."""
+        self.mic = False
+        self.until_silence = self.grace = self.wait = None
+        if self.clock_start is None:
+            self.clock_start = self.start_frame
+
     def count_interruption(self) -> None:
         """Note that the listener talked over the speaker (two-microphone sessions)."""
         self.interruptions += 1
