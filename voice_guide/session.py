@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import wave
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -309,6 +309,8 @@ class Session:
         if tracker is not None:
             # A live turn plays its remind tick when the tracker says, not at a fixed place.
             events = [e for e in events if e.name != "remind"]
+        self.mixer.forget_before(start)
+        self.feedback.forget_before(self.clock.out)
         for event in events:
             self.mixer.add(event)
         self.observer.step_started(index, len(self.steps), step, self.clock.to_out(start) / self.rate)
@@ -478,7 +480,8 @@ class Session:
             turn = _on_output(turn, self.clock, self.rate)
         for event in events:
             ev_end = min(event.end_frame, end) if cut or event.kind == "listen" else event.end_frame
-            self._log.append(LoggedEvent(event, self.clock.to_out(event.start_frame) / to_s,
+            # The log keeps when and what, not the samples: a long session must not hold its audio.
+            self._log.append(LoggedEvent(replace(event, samples=None), self.clock.to_out(event.start_frame) / to_s,
                                          self.clock.to_out(ev_end) / to_s, turn if event.kind == "listen" else None))
         record = StepRecord(index, step_kind(step), step_label(step), out_start, out_end, turn, cut)
         self._records.append(record)
@@ -487,7 +490,5 @@ class Session:
 
 def _on_output(turn: Turn, clock: _Clock, rate: int) -> Turn:
     """Move a turn's start and end from the session clock to the output timeline."""
-    from dataclasses import replace
-
     return replace(turn, start_s=clock.to_out(round(turn.start_s * rate)) / rate,
                    end_s=clock.to_out(round(turn.end_s * rate)) / rate)

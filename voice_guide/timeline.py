@@ -163,6 +163,14 @@ class Mixer:
         at = bisect.bisect_left(self._starts, frame)
         del self._events[at:], self._starts[at:]
 
+    def forget_before(self, frame: int) -> None:
+        """Let go of clips that finished before `frame`, so a long session holds only what still plays."""
+        keep = [(e, s) for e, s in zip(self._events, self._starts, strict=True)
+                if e.samples is not None and e.start_frame + len(e.samples) > frame]
+        self._events = [e for e, _ in keep]
+        self._starts = [s for _, s in keep]
+        self._longest = max((len(e.samples) for e in self._events if e.samples is not None), default=0)
+
     def cut(self, frame: int, fade_frames: int) -> None:
         """Stop everything at `frame`: drop later events, fade out clips still sounding."""
         self.drop_from(frame)
