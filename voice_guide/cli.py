@@ -39,6 +39,7 @@ from .render import SessionClips, blocks, build, chapters, write_cues
 from .render import prepare as prepare_clips
 from .script import Names, Script, Step, expand, parse_overrides, step_details, step_kind, step_label
 from .session import Session, SessionOptions, SessionResult
+from .startat import COUNTDOWN_TEXT, parse_start_at, wait_for_countdown
 from .timeline import DEFAULT_RATE_HZ, estimated_length_frames, frames_to_s, place, total_s
 from .tts import ClipCache, Pyttsx3Speaker, list_voices
 from .vad import ClapDetector, VoiceDetector
@@ -437,9 +438,12 @@ def run(
                                                 "who talked how long.")] = False,
     record: Annotated[Path | None, typer.Option("--record", help="Also save the microphone to this WAV "
                                                 "(the only way mic audio reaches disk).")] = None,
+    start_at: Annotated[str | None, typer.Option("--start-at", help="Wait and start exactly at this local time, "
+                                                 "HH:MM[:SS] (partners apart with synced clocks).")] = None,
 ) -> None:
     """Play an exercise, listening to the microphone to know when each turn is over."""
     env = _env(ctx)
+    target = parse_start_at(start_at, datetime.now().astimezone()) if start_at else None
     names = Names(a=a, b=b)
     loaded, steps = _plan(env, script, a, b, sets)
     channels = _mic_channels(mic_channels)
@@ -448,6 +452,8 @@ def run(
     cache = _cache(env, voice, rate, sample_rate)
     with _progress(env, "Preparing speech") as update:
         prepare_clips(steps, cache, update)
+        if target is not None:
+            cache.get(COUNTDOWN_TEXT)
     io = _open_io(env, mic_file=mic_file, out=out, realtime=realtime, no_mic=no_mic, input_device=input_device,
                   output_device=output_device, channels=max(channels.values(), default=0) + 1,
                   sample_rate_hz=sample_rate)
@@ -466,12 +472,16 @@ def run(
 
     if record is not None:
         env.note(f"{PROG}: recording the microphone to {record}, as asked (--record)")
+    preroll_frames = 0
+    if target is not None:
+        preroll_frames = round(wait_for_countdown(target, env.note) * sample_rate)
     ended_by, result = "error", None
     with KeyReader() as keys, (display if live else contextlib.nullcontext()):
         session = Session(steps, SessionClips(cache, sample_rate), io, Fanout([display, journal]),
                           gate_factory=lambda: VoiceDetector(sample_rate), claps=ClapDetector(sample_rate),
                           options=SessionOptions(headphones=headphones, mic_channels=channels), commands=keys.poll,
-                          closing=closing, record_to=record)
+                          closing=closing, record_to=record, preroll_frames=preroll_frames,
+                          preroll_text=COUNTDOWN_TEXT if preroll_frames else None)
         try:
             result = session.run()
             ended_by = result.ended_by
@@ -498,7 +508,7 @@ def timeout(
     ctx.invoke(run, ctx=ctx, script="timeout-breathing", a=a, b=b, sets=None, voice=None, rate=DEFAULT_WPM,
                sample_rate=DEFAULT_RATE_HZ, no_mic=no_mic, headphones=False, mic_file=None, out=None,
                realtime=False, log=None, input_device=None, output_device=None, mic_channels=None,
-               quiet_summary=False, record=None)
+               quiet_summary=False, record=None, start_at=None)
 
 
 @app.command()

@@ -225,7 +225,7 @@ class Session:
                  options: SessionOptions = SessionOptions(),
                  commands: Callable[[], list[Command]] = lambda: [],
                  closing: Callable[[SessionResult], str | None] | None = None,
-                 record_to: Path | None = None) -> None:
+                 record_to: Path | None = None, preroll_frames: int = 0, preroll_text: str | None = None) -> None:
         self.steps = list(steps)
         self.bank = bank
         self.io = io
@@ -233,6 +233,8 @@ class Session:
         self.options = options
         self.commands = commands
         self.closing = closing
+        self.preroll_frames = preroll_frames
+        self.preroll_text = preroll_text
         # Microphone audio reaches disk only when the user asked for it (--record).
         self._recorder = MicRecorder(record_to, bank.sample_rate_hz, io.input_channels) \
             if record_to and io.input_channels else None
@@ -266,6 +268,7 @@ class Session:
         self.io.start()
         ended_by: SessionEnd = "complete"
         try:
+            self._preroll()
             index = 0
             while index < len(self.steps):
                 outcome = self._play_step(index)
@@ -285,6 +288,14 @@ class Session:
             if self._recorder is not None:
                 self._recorder.close()
         return self._result(ended_by)
+
+    def _preroll(self) -> None:
+        """Play `preroll_frames` before the first step (a countdown for --start-at), exact to the frame."""
+        if self.preroll_text:
+            clip = self.bank.speech(self.preroll_text)
+            self.mixer.add(Event("say", -1, 0, len(clip), clip, text=self.preroll_text))
+        while self.clock.session < self.preroll_frames:
+            self._pump(min(self.block, self.preroll_frames - self.clock.session))
 
     def _say_closing(self, text: str | None) -> None:
         """Speak one closing line after the last step (not part of the exercise's steps)."""
