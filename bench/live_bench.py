@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from voice_guide.align import find_clip
 from voice_guide.tones import synth_cue
 from voice_guide.wavfile import write_wav
 
@@ -73,15 +74,6 @@ def _loud_from(audio: np.ndarray) -> int:
     return int(loud[0] * 480) if loud.size else 0
 
 
-def _onset(audio: np.ndarray, clip: np.ndarray, around: int, search: int) -> int:
-    template = clip[:RATE].astype(np.float64)
-    lo = max(0, around - search)
-    window = audio[lo: around + search + len(template)].astype(np.float64)
-    size = 1 << (len(window) + len(template) - 1).bit_length()
-    corr = np.fft.irfft(np.fft.rfft(window, size) * np.conj(np.fft.rfft(template, size)), size)
-    return lo + int(np.argmax(corr[: len(window) - len(template) + 1]))
-
-
 def _cue_timing(minutes: float, scratch: Path, env: dict[str, str]) -> dict[str, float]:
     rounds = max(1, round(minutes * 60 / 20))
     script = scratch / "long.yaml"
@@ -102,11 +94,11 @@ def _cue_timing(minutes: float, scratch: Path, env: dict[str, str]) -> dict[str,
     audio = np.fromfile(raw, dtype="<f4")
     events = [e for e in doc["events"] if e["kind"] == "chime"]
     clips = {name: synth_cue(name, RATE) for name in {e["name"] for e in events}}
-    first = _onset(audio, clips[events[0]["name"]], _loud_from(audio), RATE // 20)
+    first = find_clip(audio, clips[events[0]["name"]], _loud_from(audio), RATE // 20)
     errors = []
     for e in events[1:]:
         expected = first + round((e["start_s"] - events[0]["start_s"]) * RATE)
-        errors.append(abs(_onset(audio, clips[e["name"]], expected, RATE // 10) - expected) / RATE * 1000)
+        errors.append(abs(find_clip(audio, clips[e["name"]], expected, RATE // 10) - expected) / RATE * 1000)
     return {"cues": len(events), "median_ms": float(np.median(errors)), "worst_ms": float(np.max(errors)),
             "underruns": doc["underruns"], "minutes": doc["duration_s"] / 60}
 

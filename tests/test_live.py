@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from voice_guide.align import find_clip
 from voice_guide.render import SessionClips
 from voice_guide.tts import ClipCache, Pyttsx3Speaker
 from voice_guide.vad import analyze
@@ -64,15 +65,6 @@ def _record(env: dict[str, str], path: Path) -> subprocess.Popen[bytes]:
     raise AssertionError("parec recorded nothing")
 
 
-def _onset(audio: np.ndarray, clip: np.ndarray, around: int, search: int) -> int:
-    template = clip[:RATE].astype(np.float64)
-    lo = max(0, around - search)
-    window = audio[lo: around + search + len(template)].astype(np.float64)
-    size = 1 << (len(window) + len(template) - 1).bit_length()
-    corr = np.fft.irfft(np.fft.rfft(window, size) * np.conj(np.fft.rfft(template, size)), size)
-    return lo + int(np.argmax(corr[: len(window) - len(template) + 1]))
-
-
 def test_live_cue_onsets_match_the_log(pulse: dict[str, str], tmp_path: Path, home: Path) -> None:
     script = write(tmp_path, "cues.yaml", CUES_ONLY)
     log = tmp_path / "log.json"
@@ -95,8 +87,8 @@ def test_live_cue_onsets_match_the_log(pulse: dict[str, str], tmp_path: Path, ho
              for e in events]
     # The first sound in the recording is the first cue; it anchors the rest.
     rough = int(np.argmax(np.abs(audio) > 1e-4))
-    first = _onset(audio, clips[0], rough, RATE // 20)
-    onsets = [first] + [_onset(audio, clip, first + round((e["start_s"] - events[0]["start_s"]) * RATE), RATE // 4)
+    first = find_clip(audio, clips[0], rough, RATE // 20)
+    onsets = [first] + [find_clip(audio, clip, first + round((e["start_s"] - events[0]["start_s"]) * RATE), RATE // 4)
                         for e, clip in zip(events[1:], clips[1:], strict=True)]
     heard = np.diff(onsets) / RATE
     logged = np.diff([e["start_s"] for e in events])

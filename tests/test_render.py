@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from voice_guide.align import find_clip
 from voice_guide.library import Library
 from voice_guide.paths import UserDirs
 from voice_guide.render import SessionClips, build
@@ -32,18 +33,6 @@ def clip_for(event: dict[str, object], bank: SessionClips) -> np.ndarray:
     return bank.breath(direction, round((float(event["end_s"]) - float(event["start_s"])) * RATE))  # type: ignore[arg-type]
 
 
-def find_onset(audio: np.ndarray, clip: np.ndarray, expected: int, search: int = 480) -> int:
-    """Return where `clip` best matches `audio` near `expected`, by FFT cross-correlation."""
-    template = clip[: RATE].astype(np.float64)
-    lo = max(0, expected - search)
-    window = audio[lo: expected + search + len(template)].astype(np.float64)
-    n = len(window) + len(template)
-    size = 1 << (n - 1).bit_length()
-    corr = np.fft.irfft(np.fft.rfft(window, size) * np.conj(np.fft.rfft(template, size)), size)
-    lags = corr[: len(window) - len(template) + 1]
-    return lo + int(np.argmax(lags))
-
-
 def test_every_onset_matches_cues_json_to_one_sample(cli: Cli, tmp_path: Path, home: Path) -> None:
     out, cues = tmp_path / "s.wav", tmp_path / "s.json"
     result = cli("render", "timeout-breathing", "-o", str(out), "--cues", str(cues), "--sample-rate", str(RATE),
@@ -59,7 +48,7 @@ def test_every_onset_matches_cues_json_to_one_sample(cli: Cli, tmp_path: Path, h
     for event in sounding:
         expected = round(event["start_s"] * RATE)
         assert event["start_s"] * RATE == pytest.approx(expected, abs=1e-6)  # exact to the sample
-        found = find_onset(audio, clip_for(event, bank), expected)
+        found = find_clip(audio, clip_for(event, bank), expected, 480, RATE)
         assert abs(found - expected) <= 1, event
     # Listen windows and pauses are quiet, apart from a remind tick.
     for event in doc["events"]:
