@@ -12,14 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .clips import condition, resample
 from .encode import Chapter
 from .errors import AudioFileError
-from .levels import Samples, normalize
+from .levels import Samples
 from .paths import audio_assets_dir
 from .script import Chime, Pause, Step, step_label
 from .timeline import Event, Timeline, compile_timeline, frames_to_s, spoken_texts
-from .tones import breath_tone, synth_cue
+from .tones import BREATH_DIRECTIONS, breath_tone, synth_cue
 from .tts import ClipCache
 from .wavfile import read_wav
 
@@ -54,8 +56,10 @@ class SessionClips:
         """Return a breathing tone of exactly `n_frames`."""
         key = ("breath", direction, n_frames)
         if key not in self._memo:
-            tone = breath_tone(direction, n_frames / self.sample_rate_hz, self.sample_rate_hz)  # type: ignore[arg-type]
-            self._memo[key] = tone
+            if direction not in BREATH_DIRECTIONS:
+                raise ValueError(f"unknown breath direction {direction!r}")
+            self._memo[key] = breath_tone(direction, n_frames / self.sample_rate_hz,
+                                          self.sample_rate_hz)
         return self._memo[key]
 
     def _load_cue(self, name: str, path: Path | None) -> Samples:
@@ -77,10 +81,7 @@ def _read_any(path: Path) -> tuple[Samples, int]:
         seg = AudioSegment.from_file(str(path)).set_channels(1).set_sample_width(2)
     except Exception as exc:  # pydub surfaces ffmpeg failures as assorted exceptions
         raise AudioFileError(f"cannot read cue file {path}: {exc}", "a WAV or OGG file that ffmpeg can read") from None
-    import numpy as np
-
-    samples = np.array(seg.get_array_of_samples(), dtype=np.float32) / 32768.0
-    return normalize(samples), int(seg.frame_rate)
+    return np.array(seg.get_array_of_samples(), dtype=np.float32) / 32768.0, int(seg.frame_rate)
 
 
 def prepare(steps: Sequence[Step], cache: ClipCache, progress: Progress | None = None) -> int:
