@@ -372,6 +372,8 @@ def _mic_channels(spec: str | None) -> dict[str, int]:
 def _open_io(env: Env, *, mic_file: Path | None, out: Path | None, realtime: bool, no_mic: bool,
              input_device: str | None, output_device: str | None, channels: int, sample_rate_hz: int) -> AudioIO:
     if mic_file is not None or out is not None:
+        if mic_file is None and not no_mic:
+            env.note(f"{PROG}: no --mic-file; turns will last their full time")
         return FileIO(None if no_mic else mic_file, out, sample_rate_hz, realtime=realtime)
     devices = list_devices()
     output = find_device(output_device, "output", devices)
@@ -457,8 +459,9 @@ def run(
     io = _open_io(env, mic_file=mic_file, out=out, realtime=realtime, no_mic=no_mic, input_device=input_device,
                   output_device=output_device, channels=max(channels.values(), default=0) + 1,
                   sample_rate_hz=sample_rate)
-    if io.input_channels == 0 and not no_mic and mic_file is not None:
-        env.note(f"{PROG}: no microphone; turns will last their full time")
+    if record is not None:
+        env.note(f"{PROG}: recording the microphone to {record}, as asked (--record)" if io.input_channels
+                 else f"{PROG}: --record: there is no microphone to record")
     live = env.stdout.isatty() and mic_file is None and out is None
     display: Any = LiveDisplay(Console(file=env.stdout), None) if live else PlainDisplay(env.stdout)
     journal = Journal(journal_path(env.dirs.data),
@@ -470,8 +473,6 @@ def run(
     def closing(result: SessionResult) -> str | None:
         return None if quiet_summary else closing_line(summary(result, {"a": names.a, "b": names.b}))
 
-    if record is not None:
-        env.note(f"{PROG}: recording the microphone to {record}, as asked (--record)")
     preroll_frames = 0
     if target is not None:
         preroll_frames = round(wait_for_countdown(target, env.note) * sample_rate)
