@@ -88,6 +88,7 @@ def test_a_device_failing_mid_session_leaves_the_journal_marked_error(tmp_path: 
     with pytest.raises(AudioDeviceError):
         session.run()
     partial = session.result_so_far
+    assert partial is not None
     journal.close("error", partial.length_s, partial.underruns)
     db = connect(journal_path(tmp_path))
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

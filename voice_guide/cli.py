@@ -490,7 +490,7 @@ def run(
             result, ended_by = session.result_so_far, "quit"
             raise
         finally:
-            partial = result or getattr(session, "result_so_far", None)
+            partial = result or session.result_so_far
             journal.close(ended_by, partial.length_s if partial else 0.0, partial.underruns if partial else 0)
             if partial is not None:
                 figures = _print_summary(env, partial, names)

@@ -259,6 +259,8 @@ class Session:
         self._mic_health = MicHealth(self.rate)
         self._tracker: TurnTracker | None = None
         self._vad_frames = 0
+        # What had happened when run() was interrupted (Ctrl-C, a device failure): saved, then re-raised.
+        self.result_so_far: SessionResult | None = None
         self._interruption_frames = s_to_frames(INTERRUPTION_S, self.rate) // self.block * self.block
 
     # ---------------------------------------------------------------- the loop
