@@ -25,7 +25,7 @@ from voice_guide.wavfile import write_wav
 from .conftest import REPO, write
 from .test_session import RATE, Bank, Quiet
 
-STEPS: list[Step] = [Say("Go.", 1), Listen("a", "Ann", 8.0, 2, until_silence_s=1.0), Say("Done.", 3)]
+STEPS: list[Step] = [Say("Go.", 1), Listen("a", "Ann", 15.0, 2, until_silence_s=1.0), Say("Done.", 3)]
 
 
 class Notes(Quiet):
@@ -48,7 +48,7 @@ def test_a_silent_microphone_is_dropped_and_turns_last_their_time(tmp_path: Path
     notes, result = _run_with_mic(tmp_path, np.zeros(RATE * 20, np.float32))
     assert sum("only silence" in n for n in notes.notes) == 1
     turn = result.turns[0]  # type: ignore[attr-defined]
-    assert turn.ended_by == "time" and turn.end_s - turn.start_s == pytest.approx(8.0)
+    assert turn.ended_by == "time" and turn.end_s - turn.start_s == pytest.approx(15.0)
 
 
 def test_a_clipping_microphone_is_dropped(tmp_path: Path) -> None:

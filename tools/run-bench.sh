@@ -7,8 +7,4 @@ export VG_PULSE_DIR="${VG_PULSE_DIR:-$PWD/.pulse}"
 eval "$(tools/pulse.sh env)"
 tools/pulse.sh start || exit 1
 trap 'tools/pulse.sh stop' EXIT INT TERM
-for bench in render_bench vad_bench live_bench; do
-  [ -f "bench/$bench.py" ] || continue
-  echo "== $bench"
-  .venv/bin/python -m "bench.$bench" "$@" || exit 1
-done
+.venv/bin/python -m bench

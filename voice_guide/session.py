@@ -23,7 +23,7 @@ from .audio import AudioIO, MicBlock
 from .levels import Samples, rms_dbfs
 from .script import Listen, Step, step_kind, step_label
 from .timeline import ClipBank, Event, Mixer, place_step, remind_event, s_to_frames
-from .turns import Remind, Turn, TurnTracker
+from .turns import End, Remind, Turn, TurnTracker
 from .wavfile import to_pcm16
 
 Command = Literal["pause", "skip", "back", "quit"]
@@ -55,6 +55,42 @@ class ClapGate(Protocol):
 
     def push(self, samples: Samples) -> npt.NDArray[np.bool_]:
         """Take samples; return True for each 10 ms frame at which a double clap completed."""
+        ...
+
+
+class Scheduler(Protocol):
+    """Who decides when steps start, when another device shares the timeline (apart mode; see apart.py).
+
+    Frames here are output frames. Index `len(steps)` stands for the end of the session,
+    so both devices finish together.
+    """
+
+    def step_start(self, index: int, step: Step | None, earliest_out: int) -> int | None:
+        """Return the output frame step `index` starts at (silence until then); None: not known yet, ask again."""
+        ...
+
+    def step_placed(self, index: int, step: Step, start_out: int, end_out: int | None) -> None:
+        """Hear that step `index` started; `end_out` is where it ends when that is already known."""
+        ...
+
+    def decides_turn(self, step: Listen) -> bool:
+        """Return True if this device's turn tracker ends the listen step, False if `turn_end` does."""
+        ...
+
+    def turn_end(self, index: int) -> int | None:
+        """Return the output frame a listen step that ends elsewhere ends at; None: not known yet."""
+        ...
+
+    def hears(self, who: str) -> bool:
+        """Return True if `who` is heard on the other device (their speech arrives through `merge`)."""
+        ...
+
+    def report(self, heard: list[Heard]) -> None:
+        """Take this device's own verdicts as they come (to tell the other device)."""
+        ...
+
+    def merge(self, heard: Heard) -> Heard:
+        """Return the verdict with the partners heard on the other device added."""
         ...
 
 
@@ -146,8 +182,9 @@ class SessionResult:
 class MicHealth:
     """Notice a microphone that cannot be listened to: only digital silence, or clipping."""
 
-    # Judge over this much audio: long enough not to trip on a quiet room or one shout.
-    WINDOW_S = 3.0
+    # Judge over this much audio: long enough not to trip on one shout, or on a virtual
+    # microphone (a sound server's monitor) that is exactly silent until someone talks.
+    WINDOW_S = 10.0
     CLIPPED_SHARE = 0.05
 
     def __init__(self, sample_rate_hz: int) -> None:
@@ -225,8 +262,11 @@ class Session:
                  options: SessionOptions = SessionOptions(),
                  commands: Callable[[], list[Command]] = lambda: [],
                  closing: Callable[[SessionResult], str | None] | None = None,
-                 record_to: Path | None = None, preroll_frames: int = 0, preroll_text: str | None = None) -> None:
+                 record_to: Path | None = None, preroll_frames: int = 0, preroll_text: str | None = None,
+                 scheduler: Scheduler | None = None) -> None:
         self.steps = list(steps)
+        # Apart mode: another device shares the timeline; None plays the steps back to back.
+        self.scheduler = scheduler
         self.bank = bank
         self.io = io
         self.observer = observer
@@ -278,6 +318,8 @@ class Session:
                     ended_by = "quit"
                     break
                 index = max(0, index - 1) if outcome == "back" else index + 1
+            if ended_by == "complete" and self._wait_for_start(len(self.steps)) == "quit":
+                ended_by = "quit"
             if ended_by == "complete" and self.closing is not None:
                 self._say_closing(self.closing(self._result(ended_by)))
             self._pump_feedback()
@@ -313,11 +355,38 @@ class Session:
         return SessionResult(ended_by, tuple(self._records), tuple(self._log), self.clock.out / self.rate,
                              self.io.stats.underruns, self.io.stats.overruns, self.mic, self.io.stats.drift_ppm)
 
+    def _wait_for_start(self, index: int) -> str:
+        """Apart mode: play silence until the scheduler's start frame for step `index`; return "quit" or "go"."""
+        if self.scheduler is None:
+            return "go"
+        step = self.steps[index] if index < len(self.steps) else None
+        while True:
+            command = self._next_command()
+            if command == "quit":
+                return "quit"
+            target = None if self.paused else self.scheduler.step_start(index, step, self.clock.out)
+            if target is not None and target <= self.clock.out:
+                return "go"
+            n = self.block if target is None else min(self.block, target - self.clock.out)
+            self.report(self._pump(n))
+
+    def report(self, heard: list[Heard]) -> list[Heard]:
+        """Apart mode: let the scheduler see this device's own verdicts; return them."""
+        if self.scheduler is not None and heard:
+            self.scheduler.report(heard)
+        return heard
+
     def _play_step(self, index: int) -> str:
         step = self.steps[index]
+        if self._wait_for_start(index) == "quit":
+            return "quit"
+        scheduler = self.scheduler
         start = self.clock.session
         events, length = place_step(step, index, start, self.bank)
-        tracker = TurnTracker(step, start, self.rate, mic=self.mic) if isinstance(step, Listen) else None
+        remote = isinstance(step, Listen) and scheduler is not None and scheduler.hears(step.who)
+        tracker = TurnTracker(step, start, self.rate, mic=self.mic or remote) if isinstance(step, Listen) else None
+        # Apart mode: on the joining device the host's decision ends a listen step.
+        decides = tracker is None or scheduler is None or scheduler.decides_turn(tracker.step)
         self._tracker = tracker
         if tracker is not None:
             # A live turn plays its remind tick when the tracker says, not at a fixed place.
@@ -328,6 +397,9 @@ class Session:
             self.mixer.add(event)
         self.observer.step_started(index, len(self.steps), step, self.clock.to_out(start) / self.rate)
         end = start + length if tracker is None else None
+        if scheduler is not None:
+            scheduler.step_placed(index, step, self.clock.to_out(start),
+                                  None if end is None else self.clock.to_out(end))
         outcome = "done"
         while end is None or self.clock.session < end or self.paused:
             command = self._next_command()
@@ -338,14 +410,22 @@ class Session:
             n = self.block
             if limit is not None and limit > self.clock.session and not self.paused:
                 n = min(n, limit - self.clock.session)
-            heard = self._pump(n)
+            heard = self.report(self._pump(n))
             if tracker is None:
                 continue
             if not self.mic:
                 heard = [Heard(self.clock.session, {}, {})]
+            if scheduler is not None:
+                heard = [scheduler.merge(verdict) for verdict in heard]
             for verdict in heard:
                 self._feed_turn(tracker, index, verdict)
-            if tracker.ended is not None:
+            if not decides and scheduler is not None:
+                told = scheduler.turn_end(index)
+                if told is not None and not self.paused:
+                    end = max(self.clock.session, self.clock.to_session(told))
+                    # Keep this device's own reason (its mic heard the same talk), but the host's end.
+                    tracker.ended = End(end, tracker.ended.ended_by if tracker.ended is not None else "time")
+            elif tracker.ended is not None:
                 end = max(self.clock.session, tracker.ended.frame)
         turn = tracker.record() if tracker is not None else None
         self._finish_step(index, step, events, start, end, turn, outcome != "done")
