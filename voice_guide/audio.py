@@ -29,6 +29,8 @@ from .wavfile import read_wav_channels, to_pcm16
 MicSamples = npt.NDArray[np.float32]   # frames x channels
 # Measure drift between two devices only over a stretch long enough to mean something.
 DRIFT_AFTER_S = 10.0
+# How many recent callbacks the output clock's time estimate is taken over (apart mode).
+ZERO_WINDOW = 32
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,15 @@ class FileIO:
             mic = np.concatenate([mic, np.zeros((len(block) - len(mic), self.input_channels), np.float32)])
         return [MicBlock(start, mic)]
 
+    # Apart mode maps the shared timeline onto the output clock (realtime runs only mean much).
+    def time_of_frame(self, frame: int) -> float | None:
+        """Return the monotonic time in seconds at which output frame `frame` is written; None before start."""
+        return self._t0 + frame / self.sample_rate_hz if self._t0 else None
+
+    def frame_at_time(self, t_s: float) -> int | None:
+        """Return the output frame written at monotonic time `t_s` (nearest); None before start."""
+        return round((t_s - self._t0) * self.sample_rate_hz) if self._t0 else None
+
     def finish(self) -> None:
         """Close the output WAV."""
         self.abort()
@@ -248,6 +259,12 @@ class SoundDeviceIO:
         self._streams: list[Any] = []
         self._running = False
         self._heard = 0
+        # Apart mode: when output frame 0 reached (or would have reached) the speaker, in
+        # time.monotonic() seconds. Each callback gives an estimate (its time plus the DAC
+        # delay PortAudio reports, less the frames before it); a late callback only errs late,
+        # so the earliest estimate among recent callbacks wins (recent: a stall restarts it).
+        self._zero_s: float | None = None
+        self._zero_window: list[float] = []
 
     # The audio thread: copy only.
     def _fill(self, outdata: Any, frames: int) -> int:
@@ -273,13 +290,39 @@ class SoundDeviceIO:
         self._played += frames
         return stamp
 
-    def _duplex_callback(self, indata: Any, outdata: Any, frames: int, _time: Any, status: Any) -> None:
+    def _stamp_time(self, time_info: Any) -> None:
+        try:
+            delay_s = float(time_info.outputBufferDacTime - time_info.currentTime)
+        except (AttributeError, TypeError):
+            delay_s = 0.0
+        if not 0.0 <= delay_s < 2.0:  # some host APIs report nothing useful
+            delay_s = self.latency_s
+        estimate = time.monotonic() + delay_s - self._played / self.sample_rate_hz
+        window = self._zero_window
+        window.append(estimate)
+        if len(window) > ZERO_WINDOW:
+            del window[0]
+        self._zero_s = min(window)
+
+    def time_of_frame(self, frame: int) -> float | None:
+        """Return the monotonic time in seconds at which output frame `frame` is heard; None before start."""
+        zero = self._zero_s
+        return None if zero is None else zero + frame / self.sample_rate_hz
+
+    def frame_at_time(self, t_s: float) -> int | None:
+        """Return the output frame heard at monotonic time `t_s` (nearest); None before start."""
+        zero = self._zero_s
+        return None if zero is None else round((t_s - zero) * self.sample_rate_hz)
+
+    def _duplex_callback(self, indata: Any, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
         self._count(status)
+        self._stamp_time(time_info)
         stamp = self._fill(outdata, frames)
         self._in.put(MicBlock(stamp, indata[:, :self.input_channels].copy()))
 
-    def _output_callback(self, outdata: Any, frames: int, _time: Any, status: Any) -> None:
+    def _output_callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
         self._count(status)
+        self._stamp_time(time_info)
         self._fill(outdata, frames)
 
     def _input_callback(self, indata: Any, frames: int, _time: Any, status: Any) -> None:

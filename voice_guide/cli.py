@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -17,12 +18,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TextIO
+from typing import Annotated, Any, NoReturn, TextIO, cast
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from .apart import HOST_WHO, JOINER_WHO, HostScheduler, JoinScheduler, LinkThread, Setup, TimedIO
 from .audio import AudioIO, FileIO, SoundDeviceIO, find_device, list_devices
 from .display import Fanout, LiveDisplay, PlainDisplay
 from .durations import format_duration
@@ -33,12 +35,14 @@ from .journal_views import EXPORT_FORMATS, export_turns, plot_history, plot_sess
 from .keys import KeyReader
 from .levels import Samples
 from .library import Library
+from .link import Host, Joiner, LinkLost, make_code, normalize_code
+from .link import join as join_link
 from .paths import UserDirs
 from .recap import closing_line, summary
 from .render import SessionClips, blocks, build, chapters, write_cues
 from .render import prepare as prepare_clips
 from .script import Names, Script, Step, expand, parse_overrides, step_details, step_kind, step_label
-from .session import Session, SessionOptions, SessionResult
+from .session import Command, Session, SessionOptions, SessionResult
 from .startat import COUNTDOWN_TEXT, parse_start_at, wait_for_countdown
 from .timeline import DEFAULT_RATE_HZ, estimated_length_frames, frames_to_s, place, total_s
 from .tts import ClipCache, Pyttsx3Speaker, list_voices
@@ -462,13 +466,8 @@ def run(
     if record is not None:
         env.note(f"{PROG}: recording the microphone to {record}, as asked (--record)" if io.input_channels
                  else f"{PROG}: --record: there is no microphone to record")
-    live = env.stdout.isatty() and mic_file is None and out is None
-    display: Any = LiveDisplay(Console(file=env.stdout), None) if live else PlainDisplay(env.stdout)
-    journal = Journal(journal_path(env.dirs.data),
-                      SessionInfo(loaded.id, loaded.title, names.a, names.b,
-                                  {"voice": voice, "rate_wpm": rate, "sample_rate": sample_rate, "mic": not no_mic,
-                                   "headphones": headphones, "set": list(sets or []), "offline": mic_file is not None}),
-                      env.note)
+    settings = {"voice": voice, "rate_wpm": rate, "sample_rate": sample_rate, "mic": not no_mic,
+                "headphones": headphones, "set": list(sets or []), "offline": mic_file is not None}
 
     def closing(result: SessionResult) -> str | None:
         return None if quiet_summary else closing_line(summary(result, {"a": names.a, "b": names.b}))
@@ -476,13 +475,36 @@ def run(
     preroll_frames = 0
     if target is not None:
         preroll_frames = round(wait_for_countdown(target, env.note) * sample_rate)
+    _play(env, loaded, steps, names, cache, io, settings, live=env.stdout.isatty() and mic_file is None and out is None,
+          options=SessionOptions(headphones=headphones, mic_channels=channels), log=log, closing=closing,
+          record=record, preroll_frames=preroll_frames)
+
+
+def _play(env: Env, loaded: Script, steps: Sequence[Step], names: Names, cache: ClipCache, io: AudioIO,
+          settings: dict[str, Any], *, live: bool, options: SessionOptions, log: Path | None,
+          closing: Callable[[SessionResult], str | None] | None = None, record: Path | None = None,
+          preroll_frames: int = 0, scheduler: HostScheduler | JoinScheduler | None = None,
+          commands: Callable[[Callable[[], list[Command]]], Callable[[], list[Command]]] | None = None
+          ) -> SessionResult | None:
+    """Run one session with display, keys and journal; print the summary and write the log (run, host, join).
+
+    `scheduler` (apart mode) is attached to the session's clock; `commands` wraps the key reader.
+    Apart sessions do not listen for double claps: a pause on one device alone would part them.
+    """
+    sample_rate = cache.sample_rate_hz
+    display: Any = LiveDisplay(Console(file=env.stdout), None) if live else PlainDisplay(env.stdout)
+    journal = Journal(journal_path(env.dirs.data), SessionInfo(loaded.id, loaded.title, names.a, names.b, settings),
+                      env.note)
     ended_by, result = "error", None
     with KeyReader() as keys, (display if live else contextlib.nullcontext()):
         session = Session(steps, SessionClips(cache, sample_rate), io, Fanout([display, journal]),
-                          gate_factory=lambda: VoiceDetector(sample_rate), claps=ClapDetector(sample_rate),
-                          options=SessionOptions(headphones=headphones, mic_channels=channels), commands=keys.poll,
+                          gate_factory=lambda: VoiceDetector(sample_rate),
+                          claps=ClapDetector(sample_rate) if scheduler is None else None,
+                          options=options, commands=keys.poll if commands is None else commands(keys.poll),
                           closing=closing, record_to=record, preroll_frames=preroll_frames,
-                          preroll_text=COUNTDOWN_TEXT if preroll_frames else None)
+                          preroll_text=COUNTDOWN_TEXT if preroll_frames else None, scheduler=scheduler)
+        if scheduler is not None:
+            scheduler.attach(session.clock)
         try:
             result = session.run()
             ended_by = result.ended_by
@@ -496,6 +518,7 @@ def run(
                 figures = _print_summary(env, partial, names)
                 if log is not None:
                     _write_log(log, partial, figures, loaded, sample_rate)
+    return result
 
 
 @app.command()
@@ -626,6 +649,8 @@ def history_show(
         line = f"{format_duration(step['start_s']):>6}  {step['kind']:<7} {step['label']}"
         if step["kind"] == "listen":
             line += f"  [{step['who']} talked {step['talk_s'] or 0:.0f}s, {step['ended_by']}]"
+        elif step["skipped"]:
+            line += "  (skipped)"
         env.out(line)
 
 
@@ -677,6 +702,172 @@ def history_forget(
         return
     count = forget(db, None if every else [session_id or 0])
     env.out(f"deleted {count} session{'s' if count != 1 else ''}")
+
+
+# ---------------------------------------------------------------- apart: two devices, one session
+
+PortOpt = Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port to listen on (0: any free one).")]
+BindOpt = Annotated[str, typer.Option("--bind", help="Address to listen on: 127.0.0.1 (this device only, e.g. "
+                                      "through an SSH tunnel), or this device's LAN or VPN address.")]
+CodeOpt = Annotated[str | None, typer.Option("--code", help="Pairing code (default: a fresh six-digit one).")]
+NoMicOpt = Annotated[bool, typer.Option("--no-mic", help="Do not listen; turns last their full time.")]
+HeadphonesOpt = Annotated[bool, typer.Option("--headphones", help="The mic cannot hear the guide: listen even "
+                                             "while it speaks.")]
+InputDeviceOpt = Annotated[str | None, typer.Option("--input-device", help="Microphone: index or part of its name.")]
+OutputDeviceOpt = Annotated[str | None, typer.Option("--output-device", help="Speaker: index or part of its name.")]
+LogOpt = Annotated[Path | None, typer.Option("--log", help="Write what happened, with exact times, as JSON.")]
+
+
+@contextlib.contextmanager
+def _apart_link(env: Env) -> Iterator[LinkThread]:
+    """Run the link's event loop in a thread, with its warnings as one line each on stderr."""
+    handler = _NoteHandler(env)
+    loggers = [logging.getLogger("voice_guide.link"), logging.getLogger("voice_guide.apart")]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.propagate = False
+    link = LinkThread()
+    try:
+        yield link
+    finally:
+        link.close()
+        for logger in loggers:
+            logger.removeHandler(handler)
+            logger.propagate = True
+
+
+class _NoteHandler(logging.Handler):
+    def __init__(self, env: Env) -> None:
+        super().__init__(logging.WARNING)
+        self.env = env
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.env.note(f"{PROG}: link: {record.getMessage()}")
+
+
+def _apart_note(env: Env) -> Callable[[str], None]:
+    return lambda message: env.note(f"{PROG}: {message}")
+
+
+def _timed(io: AudioIO) -> TimedIO:
+    if not hasattr(io, "frame_at_time"):
+        raise UsageError("apart sessions need a sound device", "leave out --out and --mic-file")
+    return cast(TimedIO, io)
+
+
+def _apart_end(scheduler: HostScheduler | JoinScheduler) -> None:
+    """Fail (after the journal is saved) when the link was lost for good; a partner quitting is a clean end."""
+    if scheduler.ended == "lost":
+        raise LinkLost("the link to your partner's device was lost and did not come back",
+                       hint="the session so far is saved; check the network, then start a new one")
+
+
+@app.command("host")
+def host_cmd(
+    ctx: typer.Context,
+    script: Annotated[str, typer.Argument(help="A built-in id, one of your script ids, or a path.")],
+    port: PortOpt = 8765,
+    bind: BindOpt = "127.0.0.1",
+    code: CodeOpt = None,
+    a: NameA = Names.a,
+    b: NameB = Names.b,
+    sets: SetOpt = None,
+    voice: VoiceOpt = None,
+    rate: RateOpt = DEFAULT_WPM,
+    no_mic: NoMicOpt = False,
+    headphones: HeadphonesOpt = False,
+    input_device: InputDeviceOpt = None,
+    output_device: OutputDeviceOpt = None,
+    log: LogOpt = None,
+) -> None:
+    """Host an apart session: your partner joins from their device and both play it in step.
+
+    You are partner A (--a) at this device; the partner who joins is partner B (--b).
+    """
+    env = _env(ctx)
+    names = Names(a=a, b=b)
+    loaded, steps = _plan(env, script, a, b, sets)
+    text = env.library().resolve(script).read_bytes().decode("utf-8")
+    sample_rate = DEFAULT_RATE_HZ
+    setup = Setup(loaded.id, text, a, b, tuple(sets or ()), voice, rate, sample_rate)
+    cache = _cache(env, voice, rate, sample_rate)
+    with _progress(env, "Preparing speech") as update:
+        prepare_clips(steps, cache, update)
+    io = _open_io(env, mic_file=None, out=None, realtime=False, no_mic=no_mic, input_device=input_device,
+                  output_device=output_device, channels=1, sample_rate_hz=sample_rate)
+    pairing = normalize_code(code) if code else make_code()
+    with _apart_link(env) as link:
+        async def start() -> Host:
+            return await Host(pairing, bind, port, setup=setup.as_dict(), on_link_lost=link.lost,
+                              on_link_restored=link.restored).start()
+
+        try:
+            host = link.call(start())
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {bind}:{port}: {exc.strerror or exc}",
+                             "pick another --port, or check --bind is this device's address") from None
+        try:
+            env.out(f"pairing code: {pairing}")
+            env.out(f"your partner joins with: {PROG} join {host.url.removeprefix('ws://').rstrip('/')} "
+                    f"--code {pairing}")
+            if bind in ("0.0.0.0", "::"):
+                env.note(f"{PROG}: listening on every interface; give your partner this device's own address")
+            env.stdout.flush()
+            link.call(host.wait_joined())
+            env.note(f"{PROG}: your partner joined")
+            scheduler = HostScheduler(link, host, _timed(io), len(steps), _apart_note(env))
+            settings = {"voice": voice, "rate_wpm": rate, "sample_rate": sample_rate, "mic": not no_mic,
+                        "headphones": headphones, "set": list(sets or []), "apart": "host"}
+            _play(env, loaded, steps, names, cache, io, settings, live=env.stdout.isatty(),
+                  options=SessionOptions(headphones=headphones, mic_channels={HOST_WHO: 0}), log=log,
+                  scheduler=scheduler, commands=scheduler.commands)
+        finally:
+            link.call(host.quit(), 10.0)
+    _apart_end(scheduler)
+
+
+@app.command("join")
+def join_cmd(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(help="The host's address as it shows it, HOST:PORT.")],
+    code: Annotated[str, typer.Option("--code", help="The pairing code the host shows.")],
+    no_mic: NoMicOpt = False,
+    headphones: HeadphonesOpt = False,
+    input_device: InputDeviceOpt = None,
+    output_device: OutputDeviceOpt = None,
+    log: LogOpt = None,
+) -> None:
+    """Join an apart session hosted on your partner's device; it sends the script and settings.
+
+    You are partner B at this device.
+    """
+    env = _env(ctx)
+    url = address if address.startswith(("ws://", "wss://")) else f"ws://{address}/"
+    with _apart_link(env) as link:
+        async def connect_link() -> Joiner:
+            return await join_link(url, code, on_link_lost=link.lost, on_link_restored=link.restored)
+
+        joiner = link.call(connect_link())
+        try:
+            setup = Setup.from_dict(joiner.setup)
+            loaded, steps = setup.plan()
+            names = Names(a=setup.a, b=setup.b)
+            env.note(f"{PROG}: joined {loaded.title!r}; you are {setup.b}")
+            cache = _cache(env, setup.voice, setup.rate_wpm, setup.sample_rate_hz)
+            with _progress(env, "Preparing speech") as update:
+                prepare_clips(steps, cache, update)
+            io = _open_io(env, mic_file=None, out=None, realtime=False, no_mic=no_mic, input_device=input_device,
+                          output_device=output_device, channels=1, sample_rate_hz=setup.sample_rate_hz)
+            scheduler = JoinScheduler(link, joiner, _timed(io), len(steps), _apart_note(env),
+                                      setup.sample_rate_hz)
+            settings = {"voice": setup.voice, "rate_wpm": setup.rate_wpm, "sample_rate": setup.sample_rate_hz,
+                        "mic": not no_mic, "headphones": headphones, "set": list(setup.sets), "apart": "join"}
+            _play(env, loaded, steps, names, cache, io, settings, live=env.stdout.isatty(),
+                  options=SessionOptions(headphones=headphones, mic_channels={JOINER_WHO: 0}), log=log,
+                  scheduler=scheduler, commands=scheduler.commands)
+        finally:
+            link.call(joiner.quit(), 10.0)
+    _apart_end(scheduler)
 
 
 # ---------------------------------------------------------------- entry point

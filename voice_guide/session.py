@@ -423,10 +423,11 @@ class Session:
                 told = scheduler.turn_end(index)
                 if told is not None and not self.paused:
                     end = max(self.clock.session, self.clock.to_session(told))
-                    # Keep this device's own reason (its mic heard the same talk), but the host's end.
-                    tracker.ended = End(end, tracker.ended.ended_by if tracker.ended is not None else "time")
             elif tracker.ended is not None:
                 end = max(self.clock.session, tracker.ended.frame)
+        if not decides and tracker is not None and outcome == "done" and end is not None:
+            # Ended elsewhere: keep this device's own reason (its mic heard the same talk), but that end.
+            tracker.ended = End(end, tracker.ended.ended_by if tracker.ended is not None else "time")
         turn = tracker.record() if tracker is not None else None
         self._finish_step(index, step, events, start, end, turn, outcome != "done")
         return outcome

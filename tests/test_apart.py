@@ -1,0 +1,421 @@
+"""Apart mode end to end on loopback: `host` and `join` as two processes, each with its own speaker.
+
+Both devices play into one PulseAudio, each into its own channel of one stereo null sink
+(vg_pair: the host on the left, the joiner on the right), so a single recording holds both
+on one clock and the cue onsets can be compared to the sample. Two separate sound servers
+would each start their recording at an unknown moment, which would hide a 20 ms error.
+The joiner has its own virtual microphone (vg_join_mic).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from voice_guide.align import find_clip
+from voice_guide.apart import LEAD_S, HostScheduler, Setup
+from voice_guide.audio import FileIO
+from voice_guide.cli import _apart_end
+from voice_guide.history import connect, journal_path, list_sessions
+from voice_guide.link import LinkError, LinkLost
+from voice_guide.render import SessionClips
+from voice_guide.script import Chime, Listen, Step
+from voice_guide.session import Command, Heard, Session
+from voice_guide.tts import ClipCache, Pyttsx3Speaker
+from voice_guide.vad import analyze
+from voice_guide.wavfile import read_wav
+
+from .conftest import write
+from .test_session import Bank, Quiet
+
+RATE = 48_000
+IN_STEP = """\
+title: In step
+summary: Cues, a prompt, a listen turn and a breath, for the apart timing test.
+steps:
+  - chime: start
+  - pause: 0.5s
+  - say: Hello.
+  - chime: swap
+  - listen: b
+    for: 1s
+  - chime: time-up
+  - breathe: {in: 0.6s, out: 0.6s, count: 1, counting: tones}
+  - chime: end
+"""
+B_TALKS = """\
+title: B talks
+summary: One listen turn for the joining partner that ends on silence.
+steps:
+  - chime: start
+  - listen: b
+    for: 30s
+    until_silence: 1.5s
+  - chime: end
+"""
+
+
+@pytest.fixture(scope="module")
+def pair(pulse: dict[str, str]) -> Iterator[dict[str, dict[str, str]]]:
+    """Add the stereo sink, one mono channel of it per device, and the joiner's microphone; return each env."""
+    modules = []
+
+    def load(*args: str) -> None:
+        out = subprocess.run(["pactl", "load-module", *args], env=pulse, check=True, capture_output=True, text=True)
+        modules.append(out.stdout.strip())
+
+    load("module-null-sink", "sink_name=vg_pair", "channels=2", "rate=48000")
+    for name, side in (("vg_host_out", "front-left"), ("vg_join_out", "front-right")):
+        load("module-remap-sink", f"sink_name={name}", "master=vg_pair", "channels=1", "channel_map=mono",
+             f"master_channel_map={side}", "remix=no")
+    load("module-null-sink", "sink_name=vg_join_mic", "rate=48000")
+    yield {"host": {**pulse, "PULSE_SINK": "vg_host_out"},
+           "join": {**pulse, "PULSE_SINK": "vg_join_out", "PULSE_SOURCE": "vg_join_mic.monitor"}}
+    for module in reversed(modules):
+        subprocess.run(["pactl", "unload-module", module], env=pulse, check=False)
+
+
+def _cli(args: list[str], env: dict[str, str], home: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "voice_guide", *args], env={**env, "VOICE_GUIDE_HOME": str(home)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _address(host: subprocess.Popen[str]) -> str:
+    """Read the host's 'join with' line; return HOST:PORT."""
+    assert host.stdout is not None
+    for line in host.stdout:
+        if "joins with" in line:
+            return line.split(" join ", 1)[1].split()[0]
+    raise AssertionError("the host printed no address: " + (host.stderr.read() if host.stderr else ""))
+
+
+def _record(env: dict[str, str], path: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(["parec", "-d", "vg_pair.monitor", "--format=float32le", f"--rate={RATE}",
+                             "--channels=2", "--raw", "--latency-msec=20", str(path)], env=env)
+    for _ in range(1000):
+        if path.exists() and path.stat().st_size > 0:
+            return proc
+        time.sleep(0.01)
+    raise AssertionError("parec recorded nothing")
+
+
+def _finish(*procs: subprocess.Popen[str], timeout_s: float = 60) -> list[tuple[int, str, str]]:
+    done = []
+    for proc in procs:
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        done.append((proc.returncode, out, err))
+    return done
+
+
+def test_host_and_joiner_sound_every_cue_in_step(pair: dict[str, dict[str, str]], tmp_path: Path,
+                                                  home: Path) -> None:
+    script = write(tmp_path, "in-step.yaml", IN_STEP)
+    logs = {side: tmp_path / f"{side}.json" for side in ("host", "join")}
+    raw = tmp_path / "pair.raw"
+    recorder = _record(pair["host"], raw)
+    host = _cli(["host", str(script), "--port", "0", "--code", "4711", "--no-mic", "--log", str(logs["host"])],
+                pair["host"], home)
+    joiner = _cli(["join", _address(host), "--code", "4711", "--no-mic", "--log", str(logs["join"])],
+                  pair["join"], home)
+    results = _finish(host, joiner)
+    time.sleep(0.3)
+    recorder.terminate()
+    recorder.wait(timeout=10)
+    for code, _, err in results:
+        assert code == 0, err
+    docs = {side: json.loads(path.read_text()) for side, path in logs.items()}
+    assert [e["kind"] for e in docs["host"]["events"]] == [e["kind"] for e in docs["join"]["events"]]
+    audio = np.fromfile(raw, dtype="<f4").reshape(-1, 2)
+    left, right = audio[:, 0], audio[:, 1]
+    bank = SessionClips(ClipCache(home / "cache" / "speech", Pyttsx3Speaker(), RATE), RATE)
+    events = [e for e in docs["host"]["events"] if e["kind"] == "chime" or e.get("name") in ("breath-in", "breath-out")]
+    clips = [bank.cue(e["name"]) if e["kind"] == "chime" else
+             bank.breath(e["name"].removeprefix("breath-"), round((e["end_s"] - e["start_s"]) * RATE))
+             for e in events]
+    assert len(events) >= 5
+    onsets = {}
+    for side, channel in (("host", left), ("join", right)):
+        rough = int(np.argmax(np.abs(channel) > 1e-4))
+        first = find_clip(channel, clips[0], rough, RATE // 20)
+        onsets[side] = np.array([first] + [
+            find_clip(channel, clip, first + round((e["start_s"] - events[0]["start_s"]) * RATE), RATE // 4)
+            for e, clip in zip(events[1:], clips[1:], strict=True)])
+    apart_ms = (onsets["join"] - onsets["host"]) / RATE * 1000
+    assert np.max(np.abs(apart_ms)) < 20, apart_ms
+
+
+def test_the_joiners_turn_ends_on_the_joiners_microphone(pair: dict[str, dict[str, str]], tmp_path: Path,
+                                                          home: Path) -> None:
+    speech = tmp_path / "speech.wav"
+    subprocess.run(["espeak-ng", "-w", str(speech), "I had a long day and I am glad to be home now."], check=True)
+    samples, rate = read_wav(speech)
+    talk = analyze(samples, rate)
+    spoken_s = talk["speech"][-1]["end_s"] - talk["speech"][0]["start_s"]
+    script = write(tmp_path, "b-talks.yaml", B_TALKS)
+    logs = {side: tmp_path / f"{side}.json" for side in ("host", "join")}
+    host = _cli(["host", str(script), "--port", "0", "--code", "2468", "--no-mic", "--log", str(logs["host"])],
+                pair["host"], home)
+    joiner = _cli(["join", _address(host), "--code", "2468", "--headphones", "--log", str(logs["join"])],
+                  pair["join"], home)
+    assert joiner.stdout is not None
+    for line in joiner.stdout:
+        if "listen" in line:
+            break
+    time.sleep(0.5)
+    subprocess.run(["paplay", "-d", "vg_join_mic", str(speech)], env=pair["join"], check=True, timeout=30)
+    results = _finish(host, joiner)
+    for code, _, err in results:
+        assert code == 0, err
+    turns = {side: next(e for e in json.loads(path.read_text())["events"] if e["kind"] == "listen")
+             for side, path in logs.items()}
+    turn = turns["host"]
+    assert turn["ended_by"] == "silence", turn
+    assert turn["first_speech_s"] is not None
+    expected_end = turn["start_s"] + turn["first_speech_s"] + spoken_s + 1.5
+    assert turn["end_s"] == pytest.approx(expected_end, abs=0.5), (turn, spoken_s)
+    # The joiner's own record of the turn: its mic heard the same talk; its turn lasts until the next
+    # step starts, which is the host's decision plus the lead that lets the message arrive in time.
+    mine = turns["join"]
+    assert mine["talk_s"] == pytest.approx(spoken_s, abs=0.5), mine
+    length, mine_length = turn["end_s"] - turn["start_s"], mine["end_s"] - mine["start_s"]
+    assert length - 0.02 <= mine_length <= length + LEAD_S + 0.05, (turn, mine)
+    rows = list_sessions(connect(journal_path(home / "data")))
+    assert [r["ended_by"] for r in rows[:2]] == ["complete", "complete"]
+
+
+class Relay:
+    """A TCP relay on loopback between joiner and host; `cut` drops every connection it carries."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self.open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        for sock in self.open:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self.open = []
+
+    def close(self) -> None:
+        self.cut()
+        self.server.close()
+
+
+FAULTY = """\
+title: Faulty
+summary: A long pause to drop the link in, then cues to check both devices meet again.
+steps:
+  - chime: start
+  - pause: 3s
+  - chime: swap
+  - pause: 0.5s
+  - chime: end
+"""
+
+
+def test_a_dropped_link_pauses_both_and_they_meet_again(pair: dict[str, dict[str, str]], tmp_path: Path,
+                                                        home: Path) -> None:
+    script = write(tmp_path, "faulty.yaml", FAULTY)
+    logs = {side: tmp_path / f"{side}.json" for side in ("host", "join")}
+    raw = tmp_path / "pair.raw"
+    recorder = _record(pair["host"], raw)
+    host = _cli(["host", str(script), "--port", "0", "--code", "9999", "--no-mic", "--log", str(logs["host"])],
+                pair["host"], home)
+    relay = Relay(int(_address(host).rsplit(":", 1)[1]))
+    try:
+        joiner = _cli(["join", f"127.0.0.1:{relay.port}", "--code", "9999", "--no-mic", "--log", str(logs["join"])],
+                      pair["join"], home)
+        assert host.stdout is not None
+        for line in host.stdout:
+            if "pause" in line:
+                break
+        time.sleep(1.0)
+        relay.cut()
+        results = _finish(host, joiner)
+    finally:
+        relay.close()
+    time.sleep(0.3)
+    recorder.terminate()
+    recorder.wait(timeout=10)
+    for code, _, err in results:
+        assert code == 0, err
+        assert "paused while it reconnects" in err and "resuming" in err, err
+    docs = {side: json.loads(path.read_text()) for side, path in logs.items()}
+    audio = np.fromfile(raw, dtype="<f4").reshape(-1, 2)
+    bank = SessionClips(ClipCache(home / "cache" / "speech", Pyttsx3Speaker(), RATE), RATE)
+    end = bank.cue("end")
+    # After the fault both devices meet again at the next step the host decides: the last cue is in step.
+    onsets = []
+    for side, channel in (("host", 0), ("join", 1)):
+        last = next(e for e in docs[side]["events"] if e.get("name") == "end")
+        rough = int(np.nonzero(np.abs(audio[:, channel]) > 1e-4)[0][-1]) - len(end)
+        onsets.append(find_clip(audio[:, channel], end, rough, RATE // 2))
+        assert last["kind"] == "chime"
+    assert abs(onsets[0] - onsets[1]) / RATE < 0.020, onsets
+
+
+def test_a_wrong_code_is_refused_the_right_one_joins_and_a_quit_ends_both(
+        pair: dict[str, dict[str, str]], tmp_path: Path, home: Path) -> None:
+    script = write(tmp_path, "long.yaml", "title: L\nsummary: L\nsteps:\n  - chime: start\n  - pause: 30s\n")
+    host = _cli(["host", str(script), "--port", "0", "--code", "5555", "--no-mic"], pair["host"], home)
+    address = _address(host)
+    wrong = _cli(["join", address, "--code", "5556", "--no-mic"], pair["join"], home)
+    [(code, _, err)] = _finish(wrong, timeout_s=30)
+    assert code == 2, err
+    assert err.splitlines() == ["voice-guide: error: the host refused the pairing code "
+                                "(check the code shown on the host's device)"], err
+    joiner = _cli(["join", address, "--code", "5555", "--no-mic"], pair["join"], home)
+    assert joiner.stdout is not None
+    for line in joiner.stdout:
+        if "pause" in line:
+            break
+    # One side quits (Ctrl-C on the joiner): it saves and exits 130; the host ends cleanly.
+    joiner.send_signal(signal.SIGINT)
+    (host_code, _, host_err), (join_code, _, join_err) = _finish(host, joiner, timeout_s=20)
+    assert join_code == 130, join_err
+    assert host_code == 0, host_err
+    assert "your partner ended the session" in host_err
+    assert "Traceback" not in host_err + join_err
+    rows = list_sessions(connect(journal_path(home / "data")))
+    assert [r["ended_by"] for r in rows[:2]] == ["quit", "quit"]
+
+
+# ---------------------------------------------------------------- offline: the session's scheduler hook
+
+class Told:
+    """A scheduler that sets each start itself and ends listen steps from outside (like the joiner)."""
+
+    def __init__(self, starts: dict[int, int], speaking_b: bool = False) -> None:
+        self.starts = starts
+        self.speaking_b = speaking_b
+        self.asked: list[int] = []
+
+    def step_start(self, index: int, step: Step | None, earliest_out: int) -> int | None:
+        self.asked.append(index)
+        return self.starts.get(index)
+
+    def step_placed(self, index: int, step: Step, start_out: int, end_out: int | None) -> None: ...
+
+    def decides_turn(self, step: Listen) -> bool:
+        return False
+
+    def turn_end(self, index: int) -> int | None:
+        return self.starts.get(index + 1)
+
+    def hears(self, who: str) -> bool:
+        return who == "b"
+
+    def report(self, heard: list[Heard]) -> None: ...
+
+    def merge(self, heard: Heard) -> Heard:
+        return Heard(heard.frame, {**heard.speaking, "b": self.speaking_b}, {**heard.quiet_since, "b": None})
+
+
+def test_the_session_starts_each_step_where_the_scheduler_says_with_silence_before(tmp_path: Path) -> None:
+    rate = 16_000
+    steps: list[Step] = [Chime("start", 1), Listen("b", "Ben", 5.0, 2), Chime("end", 3)]
+    starts = {0: 8000, 1: 16000, 2: 40000, 3: 48000}
+    out = tmp_path / "out.wav"
+    told = Told(starts, speaking_b=True)
+    result = Session(steps, Bank(), FileIO(None, out, rate), Quiet(), scheduler=told).run()
+    assert result.ended_by == "complete"
+    assert [round(r.start_s * rate) for r in result.steps] == [8000, 16000, 40000]
+    # The listen step ended where the next step was set, not at its own 5 s, and heard b talking.
+    turn = result.turns[0]
+    assert round(turn.end_s * rate) == 40000 and turn.talk_s == pytest.approx(1.5, abs=0.02)
+    samples, _ = read_wav(out)
+    assert not np.any(samples[:8000]) and np.any(samples[8000:8100])
+    assert round(result.length_s * rate) == 48000   # the end, too, is the scheduler's
+    assert told.asked[-1] == 3
+
+
+def test_the_setup_round_trips_and_plans_as_the_host_did() -> None:
+    setup = Setup("in-step", IN_STEP, "Ann", "Ben", ("x=1",), None, 150, 48_000)
+    assert Setup.from_dict(json.loads(json.dumps(setup.as_dict()))) == setup
+    with pytest.raises(LinkError):
+        Setup.from_dict({**setup.as_dict(), "id": "../../etc/passwd"})
+    with pytest.raises(LinkError):
+        Setup.from_dict({"id": "x"})
+    script, steps = Setup("in-step", IN_STEP, "Ann", "Ben", (), None, 150, 48_000).plan()
+    assert script.title == "In step" and any(isinstance(s, Listen) and s.who_name == "Ben" for s in steps)
+
+
+class StubLink:
+    """The parts of LinkThread a scheduler's command source uses."""
+
+    def __init__(self) -> None:
+        self.events: queue.Queue[str] = queue.Queue()
+        self.sent: list[object] = []
+
+    def submit(self, coro: Any) -> None:
+        coro.close()
+
+    def drain(self, inbox: Any) -> list[Any]:
+        return []
+
+
+def test_link_faults_pause_resume_and_end_the_session() -> None:
+    link, host = StubLink(), SimpleNamespace(ended_by=None)
+    notes: list[str] = []
+    scheduler = HostScheduler(link, host, FileIO(None, None), 3, notes.append)  # type: ignore[arg-type]
+    scheduler.announced[1] = 1000
+    keys: list[list[Command]] = [["pause", "skip", "back", "quit"]]
+    poll = scheduler.commands(lambda: keys.pop() if keys else [])
+    assert poll() == ["quit"]                       # only quit is shared; pause/skip/back would part the devices
+    link.events.put("lost")
+    assert poll() == ["pause"] and scheduler.announced == {}   # decided afresh after the fault
+    link.events.put("restored")
+    assert poll() == ["pause"]
+    host.ended_by = "lost"                          # not back within the link's window
+    assert poll() == ["quit"] and scheduler.ended == "lost"
+    assert poll() == []
+    with pytest.raises(LinkLost):
+        _apart_end(scheduler)
+    done = HostScheduler(link, SimpleNamespace(ended_by="peer_quit"), FileIO(None, None), 3,  # type: ignore[arg-type]
+                         notes.append)
+    done.finished = True                            # the session already reached its end: nothing to quit
+    assert done.commands(lambda: [])() == []
+    _apart_end(done)
