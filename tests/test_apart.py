@@ -15,7 +15,6 @@ import queue
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -39,7 +38,7 @@ from voice_guide.tts import ClipCache, Pyttsx3Speaker
 from voice_guide.vad import analyze
 from voice_guide.wavfile import read_wav
 
-from .conftest import write
+from .conftest import record_monitor, spawn_cli, write
 from .test_session import Bank, Quiet
 
 RATE = 48_000
@@ -89,11 +88,6 @@ def pair(pulse: dict[str, str]) -> Iterator[dict[str, dict[str, str]]]:
         subprocess.run(["pactl", "unload-module", module], env=pulse, check=False)
 
 
-def _cli(args: list[str], env: dict[str, str], home: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "voice_guide", *args], env={**env, "VOICE_GUIDE_HOME": str(home)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def _address(host: subprocess.Popen[str]) -> str:
     """Read the host's 'join with' line; return HOST:PORT."""
     assert host.stdout is not None
@@ -101,16 +95,6 @@ def _address(host: subprocess.Popen[str]) -> str:
         if "joins with" in line:
             return line.split(" join ", 1)[1].split()[0]
     raise AssertionError("the host printed no address: " + (host.stderr.read() if host.stderr else ""))
-
-
-def _record(env: dict[str, str], path: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(["parec", "-d", "vg_pair.monitor", "--format=float32le", f"--rate={RATE}",
-                             "--channels=2", "--raw", "--latency-msec=20", str(path)], env=env)
-    for _ in range(1000):
-        if path.exists() and path.stat().st_size > 0:
-            return proc
-        time.sleep(0.01)
-    raise AssertionError("parec recorded nothing")
 
 
 def _finish(*procs: subprocess.Popen[str], timeout_s: float = 60) -> list[tuple[int, str, str]]:
@@ -130,10 +114,10 @@ def test_host_and_joiner_sound_every_cue_in_step(pair: dict[str, dict[str, str]]
     script = write(tmp_path, "in-step.yaml", IN_STEP)
     logs = {side: tmp_path / f"{side}.json" for side in ("host", "join")}
     raw = tmp_path / "pair.raw"
-    recorder = _record(pair["host"], raw)
-    host = _cli(["host", str(script), "--port", "0", "--code", "4711", "--no-mic", "--log", str(logs["host"])],
+    recorder = record_monitor(pair["host"], raw, "vg_pair.monitor", channels=2)
+    host = spawn_cli(["host", str(script), "--port", "0", "--code", "4711", "--no-mic", "--log", str(logs["host"])],
                 pair["host"], home)
-    joiner = _cli(["join", _address(host), "--code", "4711", "--no-mic", "--log", str(logs["join"])],
+    joiner = spawn_cli(["join", _address(host), "--code", "4711", "--no-mic", "--log", str(logs["join"])],
                   pair["join"], home)
     results = _finish(host, joiner)
     time.sleep(0.3)
@@ -171,9 +155,9 @@ def test_the_joiners_turn_ends_on_the_joiners_microphone(pair: dict[str, dict[st
     spoken_s = talk["speech"][-1]["end_s"] - talk["speech"][0]["start_s"]
     script = write(tmp_path, "b-talks.yaml", B_TALKS)
     logs = {side: tmp_path / f"{side}.json" for side in ("host", "join")}
-    host = _cli(["host", str(script), "--port", "0", "--code", "2468", "--no-mic", "--log", str(logs["host"])],
+    host = spawn_cli(["host", str(script), "--port", "0", "--code", "2468", "--no-mic", "--log", str(logs["host"])],
                 pair["host"], home)
-    joiner = _cli(["join", _address(host), "--code", "2468", "--headphones", "--log", str(logs["join"])],
+    joiner = spawn_cli(["join", _address(host), "--code", "2468", "--headphones", "--log", str(logs["join"])],
                   pair["join"], home)
     assert joiner.stdout is not None
     for line in joiner.stdout:
@@ -261,13 +245,13 @@ def test_a_dropped_link_pauses_both_and_they_meet_again(pair: dict[str, dict[str
     script = write(tmp_path, "faulty.yaml", FAULTY)
     logs = {side: tmp_path / f"{side}.json" for side in ("host", "join")}
     raw = tmp_path / "pair.raw"
-    recorder = _record(pair["host"], raw)
-    host = _cli(["host", str(script), "--port", "0", "--code", "9999", "--no-mic", "--log", str(logs["host"])],
+    recorder = record_monitor(pair["host"], raw, "vg_pair.monitor", channels=2)
+    host = spawn_cli(["host", str(script), "--port", "0", "--code", "9999", "--no-mic", "--log", str(logs["host"])],
                 pair["host"], home)
     relay = Relay(int(_address(host).rsplit(":", 1)[1]))
     try:
-        joiner = _cli(["join", f"127.0.0.1:{relay.port}", "--code", "9999", "--no-mic", "--log", str(logs["join"])],
-                      pair["join"], home)
+        joiner = spawn_cli(["join", f"127.0.0.1:{relay.port}", "--code", "9999", "--no-mic",
+                            "--log", str(logs["join"])], pair["join"], home)
         assert host.stdout is not None
         for line in host.stdout:
             if "pause" in line:
@@ -300,14 +284,14 @@ def test_a_dropped_link_pauses_both_and_they_meet_again(pair: dict[str, dict[str
 def test_a_wrong_code_is_refused_the_right_one_joins_and_a_quit_ends_both(
         pair: dict[str, dict[str, str]], tmp_path: Path, home: Path) -> None:
     script = write(tmp_path, "long.yaml", "title: L\nsummary: L\nsteps:\n  - chime: start\n  - pause: 30s\n")
-    host = _cli(["host", str(script), "--port", "0", "--code", "5555", "--no-mic"], pair["host"], home)
+    host = spawn_cli(["host", str(script), "--port", "0", "--code", "5555", "--no-mic"], pair["host"], home)
     address = _address(host)
-    wrong = _cli(["join", address, "--code", "5556", "--no-mic"], pair["join"], home)
+    wrong = spawn_cli(["join", address, "--code", "5556", "--no-mic"], pair["join"], home)
     [(code, _, err)] = _finish(wrong, timeout_s=30)
     assert code == 2, err
     assert err.splitlines() == ["voice-guide: error: the host refused the pairing code "
                                 "(check the code shown on the host's device)"], err
-    joiner = _cli(["join", address, "--code", "5555", "--no-mic"], pair["join"], home)
+    joiner = spawn_cli(["join", address, "--code", "5555", "--no-mic"], pair["join"], home)
     assert joiner.stdout is not None
     for line in joiner.stdout:
         if "pause" in line:

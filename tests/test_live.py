@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from voice_guide.tts import ClipCache, Pyttsx3Speaker
 from voice_guide.vad import analyze
 from voice_guide.wavfile import read_wav
 
-from .conftest import write
+from .conftest import record_monitor, spawn_cli, write
 
 RATE = 48_000
 CUES_ONLY = """\
@@ -49,28 +48,12 @@ steps:
 """
 
 
-def _cli(args: list[str], env: dict[str, str], home: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "voice_guide", *args], env={**env, "VOICE_GUIDE_HOME": str(home)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _record(env: dict[str, str], path: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(["parec", "-d", "vg_out.monitor", "--format=float32le", f"--rate={RATE}",
-                             "--channels=1", "--raw", "--latency-msec=20", str(path)], env=env)
-    # parec takes a moment to connect: wait until it is really recording.
-    for _ in range(1000):
-        if path.exists() and path.stat().st_size > 0:
-            return proc
-        time.sleep(0.01)
-    raise AssertionError("parec recorded nothing")
-
-
 def test_live_cue_onsets_match_the_log(pulse: dict[str, str], tmp_path: Path, home: Path) -> None:
     script = write(tmp_path, "cues.yaml", CUES_ONLY)
     log = tmp_path / "log.json"
     raw = tmp_path / "rec.raw"
-    recorder = _record(pulse, raw)
-    proc = _cli(["run", str(script), "--no-mic", "--log", str(log)], pulse, home)
+    recorder = record_monitor(pulse, raw, "vg_out.monitor")
+    proc = spawn_cli(["run", str(script), "--no-mic", "--log", str(log)], pulse, home)
     _, err = proc.communicate(timeout=120)
     time.sleep(0.5)
     recorder.terminate()
@@ -105,7 +88,7 @@ def test_live_turn_ends_on_the_virtual_microphone(pulse: dict[str, str], tmp_pat
     spoken_s = talk["speech"][-1]["end_s"] - talk["speech"][0]["start_s"]
     script = write(tmp_path, "turn.yaml", ONE_TURN)
     log = tmp_path / "log.json"
-    proc = _cli(["run", str(script), "--headphones", "--log", str(log)], pulse, home)
+    proc = spawn_cli(["run", str(script), "--headphones", "--log", str(log)], pulse, home)
     assert proc.stdout is not None
     for line in proc.stdout:
         if "listen" in line:
@@ -123,13 +106,13 @@ def test_live_turn_ends_on_the_virtual_microphone(pulse: dict[str, str], tmp_pat
 
 
 def test_devices_lists_the_virtual_devices(pulse: dict[str, str], home: Path) -> None:
-    proc = _cli(["devices", "--json"], pulse, home)
+    proc = spawn_cli(["devices", "--json"], pulse, home)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     found = json.loads(out)
     assert any(d["outputs"] > 0 and d["is_default_output"] for d in found)
     assert any(d["inputs"] > 0 and d["is_default_input"] for d in found)
-    bad = _cli(["run", "mindful-pause", "--output-device", "no-such-speaker"], pulse, home)
+    bad = spawn_cli(["run", "mindful-pause", "--output-device", "no-such-speaker"], pulse, home)
     _, err = bad.communicate(timeout=60)
     assert bad.returncode == 2 and "no such output device" in err and err.count("\n") == 1
     assert os.environ.get("PULSE_SERVER")
