@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -86,19 +87,36 @@ def _private_umask() -> Iterator[None]:
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating and migrating if needed) the journal at `path`."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with _private_umask():
-            db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return _open(path)
+        except sqlite3.OperationalError as exc:
+            # Switching a new file to WAL can report "locked" at once, without waiting on
+            # the busy timeout, when another process opens it at the same moment: try again.
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise JournalError(f"cannot open the journal {path}: {exc}",
+                                   "check the folder's permissions and free space") from None
+            time.sleep(0.02)
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(f"cannot open the journal {path}: {exc}",
+                               "check the folder's permissions and free space") from None
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with _private_umask():
+        db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        try:
             db.row_factory = sqlite3.Row
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA foreign_keys = ON")
             _migrate(db)
-        return db
-    except (sqlite3.Error, OSError) as exc:
-        raise JournalError(f"cannot open the journal {path}: {exc}",
-                           "check the folder's permissions and free space") from None
+        except BaseException:
+            db.close()
+            raise
+    return db
 
 
 def _migrate(db: sqlite3.Connection) -> None:
