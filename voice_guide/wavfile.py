@@ -84,9 +84,12 @@ def write_wav(target: PathOrFile, samples: Samples, sample_rate_hz: int) -> None
     if isinstance(target, (str, os.PathLike)):
         path = Path(target)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            write_wav(fh, samples, sample_rate_hz)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as fh:
+                write_wav(fh, samples, sample_rate_hz)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)  # only left when the write failed part way
         return
     with wave.open(target, "wb") as w:
         w.setnchannels(1)
