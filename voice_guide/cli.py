@@ -109,6 +109,7 @@ SetOpt = Annotated[
     typer.Option("--set", metavar="NAME=VALUE", help="Override a script param, e.g. --set share=90s (repeatable)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+ScriptArg = Annotated[str, typer.Argument(help="A built-in id, one of your script ids, or a path.")]
 
 
 def _plan(env: Env, name: str, a: str, b: str, sets: Sequence[str] | None) -> tuple[Script, tuple[Any, ...]]:
@@ -158,7 +159,7 @@ def list_cmd(
 @app.command()
 def show(
     ctx: typer.Context,
-    script: Annotated[str, typer.Argument(help="A built-in id, one of your script ids, or a path.")],
+    script: ScriptArg,
     as_json: JsonOpt = False,
     a: NameA = Names.a,
     b: NameB = Names.b,
@@ -258,6 +259,12 @@ def new(
 VoiceOpt = Annotated[str | None, typer.Option("--voice", help="Speech voice: an id or part of a name (see 'voices').")]
 RateOpt = Annotated[int, typer.Option("--rate", min=60, max=400, help="Speaking rate in words per minute.")]
 SampleRateOpt = Annotated[int, typer.Option("--sample-rate", min=8000, max=192000, help="Session sample rate in Hz.")]
+NoMicOpt = Annotated[bool, typer.Option("--no-mic", help="Do not listen; turns last their full time.")]
+HeadphonesOpt = Annotated[bool, typer.Option("--headphones", help="The mic cannot hear the guide: listen even "
+                                             "while it speaks.")]
+InputDeviceOpt = Annotated[str | None, typer.Option("--input-device", help="Microphone: index or part of its name.")]
+OutputDeviceOpt = Annotated[str | None, typer.Option("--output-device", help="Speaker: index or part of its name.")]
+LogOpt = Annotated[Path | None, typer.Option("--log", help="Write what happened, with exact times, as JSON.")]
 DEFAULT_WPM = 150
 
 
@@ -283,7 +290,7 @@ def _progress(env: Env, label: str) -> Iterator[Callable[[int, int], None]]:
 @app.command()
 def render(
     ctx: typer.Context,
-    script: Annotated[str, typer.Argument(help="A built-in id, one of your script ids, or a path.")],
+    script: ScriptArg,
     out: Annotated[Path, typer.Option("-o", "--out", help="Output file: .wav, .flac, .ogg, .mp3 or .m4a.")],
     cues: Annotated[Path | None, typer.Option("--cues", help="Also write every event's timing as JSON.")] = None,
     with_chapters: Annotated[bool, typer.Option("--chapters", help="Mark each step as a chapter.")] = False,
@@ -419,25 +426,22 @@ def _write_log(path: Path, result: SessionResult, figures: dict[str, Any], scrip
 @app.command()
 def run(
     ctx: typer.Context,
-    script: Annotated[str, typer.Argument(help="A built-in id, one of your script ids, or a path.")],
+    script: ScriptArg,
     a: NameA = Names.a,
     b: NameB = Names.b,
     sets: SetOpt = None,
     voice: VoiceOpt = None,
     rate: RateOpt = DEFAULT_WPM,
     sample_rate: SampleRateOpt = DEFAULT_RATE_HZ,
-    no_mic: Annotated[bool, typer.Option("--no-mic", help="Do not listen; turns last their full time.")] = False,
-    headphones: Annotated[bool, typer.Option("--headphones", help="The mic cannot hear the guide: listen "
-                                             "even while it speaks.")] = False,
+    no_mic: NoMicOpt = False,
+    headphones: HeadphonesOpt = False,
     mic_file: Annotated[Path | None, typer.Option("--mic-file", help="Run offline: read the microphone from "
                                                   "this WAV.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Run offline: write the output to this WAV.")] = None,
     realtime: Annotated[bool, typer.Option("--realtime", help="Offline runs at real-time pace.")] = False,
-    log: Annotated[Path | None, typer.Option("--log", help="Write what happened, with exact times, as JSON.")] = None,
-    input_device: Annotated[str | None, typer.Option("--input-device", help="Microphone: index or part of "
-                                                     "its name.")] = None,
-    output_device: Annotated[str | None, typer.Option("--output-device", help="Speaker: index or part of "
-                                                      "its name.")] = None,
+    log: LogOpt = None,
+    input_device: InputDeviceOpt = None,
+    output_device: OutputDeviceOpt = None,
     mic_channels: Annotated[str | None, typer.Option("--mic-channels", help="Two mics on one interface, "
                                                      "e.g. a=1,b=2.")] = None,
     quiet_summary: Annotated[bool, typer.Option("--quiet-summary", help="Do not speak the closing line about "
@@ -526,7 +530,7 @@ def timeout(
     ctx: typer.Context,
     a: NameA = Names.a,
     b: NameB = Names.b,
-    no_mic: Annotated[bool, typer.Option("--no-mic", help="Do not listen; turns last their full time.")] = False,
+    no_mic: NoMicOpt = False,
 ) -> None:
     """Start the timeout breathing exercise at once, for a heated moment."""
     ctx.invoke(run, ctx=ctx, script="timeout-breathing", a=a, b=b, sets=None, voice=None, rate=DEFAULT_WPM,
@@ -537,7 +541,7 @@ def timeout(
 
 @app.command()
 def devices(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """List sound devices (the defaults are marked with *)."""
+    """List sound devices (the default input is marked <, the default output >)."""
     env = _env(ctx)
     found = list_devices()
     if as_json:
@@ -710,12 +714,6 @@ PortOpt = Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port
 BindOpt = Annotated[str, typer.Option("--bind", help="Address to listen on: 127.0.0.1 (this device only, e.g. "
                                       "through an SSH tunnel), or this device's LAN or VPN address.")]
 CodeOpt = Annotated[str | None, typer.Option("--code", help="Pairing code (default: a fresh six-digit one).")]
-NoMicOpt = Annotated[bool, typer.Option("--no-mic", help="Do not listen; turns last their full time.")]
-HeadphonesOpt = Annotated[bool, typer.Option("--headphones", help="The mic cannot hear the guide: listen even "
-                                             "while it speaks.")]
-InputDeviceOpt = Annotated[str | None, typer.Option("--input-device", help="Microphone: index or part of its name.")]
-OutputDeviceOpt = Annotated[str | None, typer.Option("--output-device", help="Speaker: index or part of its name.")]
-LogOpt = Annotated[Path | None, typer.Option("--log", help="Write what happened, with exact times, as JSON.")]
 
 
 @contextlib.contextmanager
@@ -765,7 +763,7 @@ def _apart_end(scheduler: HostScheduler | JoinScheduler) -> None:
 @app.command("host")
 def host_cmd(
     ctx: typer.Context,
-    script: Annotated[str, typer.Argument(help="A built-in id, one of your script ids, or a path.")],
+    script: ScriptArg,
     port: PortOpt = 8765,
     bind: BindOpt = "127.0.0.1",
     code: CodeOpt = None,
