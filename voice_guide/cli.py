@@ -42,6 +42,7 @@ from .recap import closing_line, summary
 from .render import SessionClips, blocks, build, chapters, write_cues
 from .render import prepare as prepare_clips
 from .script import Names, Script, Step, expand, parse_overrides, step_details, step_kind, step_label
+from .script import load as load_script
 from .session import Command, Session, SessionOptions, SessionResult
 from .startat import COUNTDOWN_TEXT, parse_start_at, wait_for_countdown
 from .timeline import DEFAULT_RATE_HZ, estimated_length_frames, frames_to_s, place, total_s
@@ -136,7 +137,7 @@ def list_cmd(
     rows: list[dict[str, Any]] = []
     for script_id, path in env.library().ids().items():
         try:
-            script = env.library().load(str(path))
+            script = load_script(path)
         except ScriptError as exc:
             env.note(f"{PROG}: warning: skipping {exc.one_line()}")
             continue
@@ -196,7 +197,7 @@ def check(
     for name in paths:
         try:
             path = env.library().resolve(name)
-            script = env.library().load(str(path))
+            script = load_script(path)
         except VoiceGuideError as exc:
             bad += 1
             env.note(f"{PROG}: error: {exc.one_line()}")
