@@ -7,13 +7,19 @@ STAMP   := $(VENV)/.installed
 RUNTIME_DEBS := espeak-ng libportaudio2 ffmpeg
 TEST_DEBS    := $(RUNTIME_DEBS) pulseaudio pulseaudio-utils libasound2-plugins alsa-utils
 
-.PHONY: demo test venv system-deps test-deps assets bench clean
+.PHONY: demo test lint venv system-deps test-deps assets bench clean
 
 demo: system-deps $(STAMP)
 	@tools/demo.sh
 
 test: test-deps $(STAMP)
 	tools/run-tests.sh
+
+# Style and types only: needs the venv, not the audio stack.
+lint: $(STAMP)
+	$(BIN)/ruff check voice_guide tests bench tools
+	$(BIN)/ruff format --check voice_guide tests bench tools
+	$(BIN)/mypy
 
 system-deps:
 	@tools/system-deps.sh $(RUNTIME_DEBS)
@@ -30,7 +36,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 assets: $(STAMP)
-	$(BIN)/python -m voice_guide.tones audio_assets
+	$(BIN)/python -m voice_guide.sound.assets audio_assets
 
 bench: test-deps $(STAMP)
 	tools/run-bench.sh

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from voice_guide.align import find_clip
-from voice_guide.tones import synth_cue
+from voice_guide.sound.align import find_clip
+from voice_guide.sound.tones import synth_cue
 
 RATE = 48_000
 
@@ -29,8 +29,9 @@ def _pactl(*args: str) -> str:
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "voice_guide", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "voice_guide", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _address(host: subprocess.Popen[str]) -> str:
@@ -49,22 +50,47 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="vg-apart-bench-"))
     modules = [_pactl("load-module", "module-null-sink", "sink_name=vg_pair", "channels=2", "rate=48000")]
     for name, side in (("vg_host_out", "front-left"), ("vg_join_out", "front-right")):
-        modules.append(_pactl("load-module", "module-remap-sink", f"sink_name={name}", "master=vg_pair",
-                              "channels=1", "channel_map=mono", f"master_channel_map={side}", "remix=no"))
+        modules.append(
+            _pactl(
+                "load-module",
+                "module-remap-sink",
+                f"sink_name={name}",
+                "master=vg_pair",
+                "channels=1",
+                "channel_map=mono",
+                f"master_channel_map={side}",
+                "remix=no",
+            )
+        )
     try:
         rounds = max(1, round(args.minutes * 60 / 15))
         script = scratch / "long.yaml"
-        script.write_text("title: Long apart\nsummary: Cue alignment between two devices.\nsteps:\n"
-                          f"  - repeat: {rounds}\n    steps:\n      - chime: start\n      - pause: 5s\n"
-                          "      - chime: swap\n      - pause: 4.5s\n")
+        script.write_text(
+            "title: Long apart\nsummary: Cue alignment between two devices.\nsteps:\n"
+            f"  - repeat: {rounds}\n    steps:\n      - chime: start\n      - pause: 5s\n"
+            "      - chime: swap\n      - pause: 4.5s\n"
+        )
         base = {**os.environ, "VOICE_GUIDE_HOME": str(scratch / "home")}
         raw = scratch / "pair.raw"
-        recorder = subprocess.Popen(["parec", "-d", "vg_pair.monitor", "--format=float32le", f"--rate={RATE}",
-                                     "--channels=2", "--raw", "--latency-msec=20", str(raw)])
+        recorder = subprocess.Popen(
+            [
+                "parec",
+                "-d",
+                "vg_pair.monitor",
+                "--format=float32le",
+                f"--rate={RATE}",
+                "--channels=2",
+                "--raw",
+                "--latency-msec=20",
+                str(raw),
+            ]
+        )
         time.sleep(1.0)
         log = scratch / "host.json"
-        host = _cli(["host", str(script), "--port", "0", "--code", "2468", "--no-mic", "--log", str(log)],
-                    {**base, "PULSE_SINK": "vg_host_out"})
+        host = _cli(
+            ["host", str(script), "--port", "0", "--code", "2468", "--no-mic", "--log", str(log)],
+            {**base, "PULSE_SINK": "vg_host_out"},
+        )
         joiner = _cli(["join", _address(host), "--code", "2468", "--no-mic"], {**base, "PULSE_SINK": "vg_join_out"})
         for proc in (host, joiner):
             _, err = proc.communicate(timeout=args.minutes * 60 + 300)
@@ -82,12 +108,25 @@ def main() -> None:
     onsets = []
     for channel in (audio[:, 0], audio[:, 1]):
         first = find_clip(channel, clips[events[0]["name"]], int(np.argmax(np.abs(channel) > 1e-4)), RATE // 20)
-        onsets.append(np.array([first] + [
-            find_clip(channel, clips[e["name"]], first + round((e["start_s"] - events[0]["start_s"]) * RATE),
-                      RATE // 4) for e in events[1:]]))
+        onsets.append(
+            np.array(
+                [first]
+                + [
+                    find_clip(
+                        channel,
+                        clips[e["name"]],
+                        first + round((e["start_s"] - events[0]["start_s"]) * RATE),
+                        RATE // 4,
+                    )
+                    for e in events[1:]
+                ]
+            )
+        )
     apart_ms = np.abs(onsets[1] - onsets[0]) / RATE * 1000
-    print(f"apart cue alignment over {events[-1]['start_s'] / 60:.1f} min ({len(events)} cues, loopback): "
-          f"median {np.median(apart_ms):.1f} ms, worst {np.max(apart_ms):.1f} ms (target 20 ms)")
+    print(
+        f"apart cue alignment over {events[-1]['start_s'] / 60:.1f} min ({len(events)} cues, loopback): "
+        f"median {np.median(apart_ms):.1f} ms, worst {np.max(apart_ms):.1f} ms (target 20 ms)"
+    )
 
 
 if __name__ == "__main__":

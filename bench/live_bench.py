@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from voice_guide.align import find_clip
-from voice_guide.tones import synth_cue
-from voice_guide.wavfile import write_wav
+from voice_guide.sound.align import find_clip
+from voice_guide.sound.tones import synth_cue
+from voice_guide.sound.wavfile import write_wav
 
 RATE = 48_000
 THRESHOLD = 1e-4
@@ -27,8 +27,19 @@ THRESHOLD = 1e-4
 
 def _record(path: Path) -> tuple[subprocess.Popen[bytes], float]:
     """Start recording the output sink; return the recorder and when its first sample was heard."""
-    proc = subprocess.Popen(["parec", "-d", "vg_out.monitor", "--format=float32le", f"--rate={RATE}",
-                             "--channels=1", "--raw", "--latency-msec=10", str(path)])
+    proc = subprocess.Popen(
+        [
+            "parec",
+            "-d",
+            "vg_out.monitor",
+            "--format=float32le",
+            f"--rate={RATE}",
+            "--channels=1",
+            "--raw",
+            "--latency-msec=10",
+            str(path),
+        ]
+    )
     # parec takes a moment to connect; wait until samples arrive and date the first one.
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -77,14 +88,21 @@ def _loud_from(audio: np.ndarray) -> int:
 def _cue_timing(minutes: float, scratch: Path, env: dict[str, str]) -> dict[str, float]:
     rounds = max(1, round(minutes * 60 / 20))
     script = scratch / "long.yaml"
-    script.write_text("title: Long\nsummary: Cue timing over a long live run.\nsteps:\n"
-                      f"  - repeat: {rounds}\n    steps:\n      - chime: start\n      - pause: 7.4s\n"
-                      "      - chime: swap\n      - pause: 5.8s\n      - chime: end\n      - pause: 2s\n")
+    script.write_text(
+        "title: Long\nsummary: Cue timing over a long live run.\nsteps:\n"
+        f"  - repeat: {rounds}\n    steps:\n      - chime: start\n      - pause: 7.4s\n"
+        "      - chime: swap\n      - pause: 5.8s\n      - chime: end\n      - pause: 2s\n"
+    )
     raw, log = scratch / "long.raw", scratch / "long.json"
     recorder, _ = _record(raw)
     time.sleep(0.5)
-    proc = subprocess.run([sys.executable, "-m", "voice_guide", "run", str(script), "--no-mic", "--log", str(log)],
-                          env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "voice_guide", "run", str(script), "--no-mic", "--log", str(log)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     time.sleep(0.5)
     recorder.terminate()
     recorder.wait()
@@ -99,8 +117,13 @@ def _cue_timing(minutes: float, scratch: Path, env: dict[str, str]) -> dict[str,
     for e in events[1:]:
         expected = first + round((e["start_s"] - events[0]["start_s"]) * RATE)
         errors.append(abs(find_clip(audio, clips[e["name"]], expected, RATE // 10) - expected) / RATE * 1000)
-    return {"cues": len(events), "median_ms": float(np.median(errors)), "worst_ms": float(np.max(errors)),
-            "underruns": doc["underruns"], "minutes": doc["duration_s"] / 60}
+    return {
+        "cues": len(events),
+        "median_ms": float(np.median(errors)),
+        "worst_ms": float(np.max(errors)),
+        "underruns": doc["underruns"],
+        "minutes": doc["duration_s"] / 60,
+    }
 
 
 def main() -> None:
@@ -111,18 +134,25 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="vg-live-bench-"))
     env = {**os.environ, "VOICE_GUIDE_HOME": str(scratch / "home")}
     # Warm the cache the way a user's `voice-guide prepare` would.
-    subprocess.run([sys.executable, "-m", "voice_guide", "prepare", "timeout-breathing"], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "voice_guide", "prepare", "timeout-breathing"], env=env, check=True, capture_output=True
+    )
     click = scratch / "click.wav"
     write_wav(click, np.r_[np.full(480, 0.3, np.float32), np.zeros(4800, np.float32)], RATE)
-    extra = [_first_sound_after_paplay_s([sys.executable, "-m", "voice_guide", "timeout", "--no-mic"], click,
-                                         scratch, env) for _ in range(3)]
-    print(f"time to first sound, `voice-guide timeout` (warm cache): median {np.median(extra) * 1000:.0f} ms "
-          f"(worst {np.max(extra) * 1000:.0f} ms) more than paplay playing a click, timed in the same recording")
+    extra = [
+        _first_sound_after_paplay_s([sys.executable, "-m", "voice_guide", "timeout", "--no-mic"], click, scratch, env)
+        for _ in range(3)
+    ]
+    print(
+        f"time to first sound, `voice-guide timeout` (warm cache): median {np.median(extra) * 1000:.0f} ms "
+        f"(worst {np.max(extra) * 1000:.0f} ms) more than paplay playing a click, timed in the same recording"
+    )
     timing = _cue_timing(args.minutes, scratch, env)
-    print(f"live cue onsets over {timing['minutes']:.1f} min ({timing['cues']:.0f} cues) vs LOG.json: "
-          f"median error {timing['median_ms']:.2f} ms, worst {timing['worst_ms']:.2f} ms, "
-          f"underruns {timing['underruns']:.0f}")
+    print(
+        f"live cue onsets over {timing['minutes']:.1f} min ({timing['cues']:.0f} cues) vs LOG.json: "
+        f"median error {timing['median_ms']:.2f} ms, worst {timing['worst_ms']:.2f} ms, "
+        f"underruns {timing['underruns']:.0f}"
+    )
 
 
 if __name__ == "__main__":

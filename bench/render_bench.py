@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from voice_guide.encode import write_audio
-from voice_guide.library import Library
 from voice_guide.paths import UserDirs
-from voice_guide.render import blocks, build
 from voice_guide.script import expand
-from voice_guide.timeline import DEFAULT_RATE_HZ
-from voice_guide.tts import ClipCache, Pyttsx3Speaker
+from voice_guide.script.library import Library
+from voice_guide.sound.encode import write_audio
+from voice_guide.sound.render import blocks, build
+from voice_guide.sound.speech.tts import ClipCache, Pyttsx3Speaker
+from voice_guide.sound.timeline import DEFAULT_RATE_HZ
 
 
 def _best_of(runs: int, fn: object) -> float:
@@ -68,9 +68,11 @@ def main() -> None:
         first.append(time.perf_counter() - t0)
 
     print(f"cold synthesis: {prompts} prompts in {cold_s:.2f} s = {cold_s / prompts * 1000:.0f} ms per prompt")
-    print(f"warm render of {longest} ({minutes:.1f} min) to WAV: {render_s:.3f} s = "
-          f"{render_s / minutes:.4f} s per session minute (target 0.05); "
-          f"{render_s / baseline_s:.1f}x writing the same length of silence ({baseline_s:.3f} s)")
+    print(
+        f"warm render of {longest} ({minutes:.1f} min) to WAV: {render_s:.3f} s = "
+        f"{render_s / minutes:.4f} s per session minute (target 0.05); "
+        f"{render_s / baseline_s:.1f}x writing the same length of silence ({baseline_s:.3f} s)"
+    )
     print(f"render start to first sample (warm, timeout-breathing): median {sorted(first)[2] * 1000:.0f} ms")
 
 

@@ -22,15 +22,19 @@ import numpy as np
 import numpy.typing as npt
 
 from tests import vad_signals as vs
-from voice_guide.levels import Samples
-from voice_guide.vad import ClapDetector, VadConfig, VoiceDetector, detect_speech
-from voice_guide.wavfile import to_pcm16
+from voice_guide.live.vad import ClapDetector, VadConfig, VoiceDetector, detect_speech
+from voice_guide.sound.levels import Samples
+from voice_guide.sound.wavfile import to_pcm16
 
 RATE = 48000
 FRAME = RATE // 100
 CONDITIONS: list[tuple[str, float | None, str]] = [
-    ("clean", None, "pink"), ("20 dB pink", 20, "pink"), ("10 dB pink", 10, "pink"), ("5 dB pink", 5, "pink"),
-    ("10 dB white", 10, "white"), ("10 dB brown", 10, "brown"),
+    ("clean", None, "pink"),
+    ("20 dB pink", 20, "pink"),
+    ("10 dB pink", 10, "pink"),
+    ("5 dB pink", 5, "pink"),
+    ("10 dB white", 10, "white"),
+    ("10 dB brown", 10, "brown"),
 ]
 WEBRTC_MODE = 3  # of 0-3, the one that scores best on this corpus
 NOISE_SEEDS = (7, 8, 9)
@@ -49,8 +53,9 @@ def webrtc(x: Samples, mode: int = WEBRTC_MODE) -> Frames:
     vad = webrtcvad.Vad(mode)
     pcm = to_pcm16(x)
     step = 2 * FRAME
-    return np.array([vad.is_speech(pcm[i: i + step], RATE) for i in range(0, len(pcm) - step + 1, step)],
-                    dtype=np.bool_)
+    return np.array(
+        [vad.is_speech(pcm[i : i + step], RATE) for i in range(0, len(pcm) - step + 1, step)], dtype=np.bool_
+    )
 
 
 def smoothed(decisions: Frames) -> Frames:
@@ -91,7 +96,8 @@ def in_blocks(make: Callable[[], VoiceDetector | ClapDetector], x: Samples, bloc
     def run() -> None:
         detector = make()
         for i in range(0, x.size, block):
-            detector.push(x[i: i + block])
+            detector.push(x[i : i + block])
+
     return run
 
 
@@ -101,7 +107,8 @@ def webrtc_blocks(x: Samples) -> Callable[[], None]:
     def run() -> None:
         vad = webrtcvad.Vad(WEBRTC_MODE)
         for i in range(0, x.size - FRAME + 1, FRAME):
-            vad.is_speech(to_pcm16(x[i: i + FRAME]), RATE)  # float to 16-bit, as a live caller must
+            vad.is_speech(to_pcm16(x[i : i + FRAME]), RATE)  # float to 16-bit, as a live caller must
+
     return run
 
 
@@ -109,16 +116,21 @@ def main() -> None:
     """Print frame F1, onset error and CPU for our detector and WebRTC's on the same audio."""
     try:
         import webrtcvad  # noqa: F401
+
         have_webrtc = True
     except ImportError:
         have_webrtc = False
     corpus = vs.speech_corpus(RATE)
     labels = corpus.labels()
     seconds = corpus.samples.size / RATE
-    print(f"speech corpus: {len(vs.ESPEAK_LINES)} espeak-ng lines + {len(vs.ALSA_SPEECH)} alsa names, "
-          f"{seconds:.0f} s at {RATE} Hz, {labels.mean():.0%} of frames speech")
-    print(f"frame F1 at 10 ms, mean (lowest) over noise seeds {NOISE_SEEDS}; onset error ms median/max on "
-          f"seed {NOISE_SEEDS[0]}")
+    print(
+        f"speech corpus: {len(vs.ESPEAK_LINES)} espeak-ng lines + {len(vs.ALSA_SPEECH)} alsa names, "
+        f"{seconds:.0f} s at {RATE} Hz, {labels.mean():.0%} of frames speech"
+    )
+    print(
+        f"frame F1 at 10 ms, mean (lowest) over noise seeds {NOISE_SEEDS}; onset error ms median/max on "
+        f"seed {NOISE_SEEDS[0]}"
+    )
     head = f"{'condition':<12} {'ours':>13} {'ours collar':>13} {'onset':>9}"
     if have_webrtc:
         head += f" | {'webrtc raw':>10} {'webrtc +h':>13} {'+h collar':>9} {'onset':>9}"
@@ -148,8 +160,7 @@ def main() -> None:
 
         row = f"{name:<12} {spread(rows['ours']):>13} {spread(rows['ours_c']):>13} {onsets[0]:>9}"
         if have_webrtc:
-            row += (f" | {np.mean(rows['raw']):10.3f} {spread(rows['h']):>13} {np.mean(rows['h_c']):9.3f} "
-                    f"{onsets[1]:>9}")
+            row += f" | {np.mean(rows['raw']):10.3f} {spread(rows['h']):>13} {np.mean(rows['h_c']):9.3f} {onsets[1]:>9}"
         print(row)
 
     x = corpus.with_noise(10)

@@ -90,15 +90,33 @@ def pulse() -> Iterator[dict[str, str]]:
 
 def spawn_cli(args: list[str], env: dict[str, str], home: Path) -> subprocess.Popen[str]:
     """Start `voice-guide ARGS` as its own process with text pipes."""
-    return subprocess.Popen([sys.executable, "-m", "voice_guide", *args], env={**env, "VOICE_GUIDE_HOME": str(home)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "voice_guide", *args],
+        env={**env, "VOICE_GUIDE_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
-def record_monitor(env: dict[str, str], path: Path, source: str, channels: int = 1,
-                   rate: int = 48_000) -> subprocess.Popen[bytes]:
+def record_monitor(
+    env: dict[str, str], path: Path, source: str, channels: int = 1, rate: int = 48_000
+) -> subprocess.Popen[bytes]:
     """Record `source` as raw float32 with parec; return once it is really recording."""
-    proc = subprocess.Popen(["parec", "-d", source, "--format=float32le", f"--rate={rate}", f"--channels={channels}",
-                             "--raw", "--latency-msec=20", str(path)], env=env)
+    proc = subprocess.Popen(
+        [
+            "parec",
+            "-d",
+            source,
+            "--format=float32le",
+            f"--rate={rate}",
+            f"--channels={channels}",
+            "--raw",
+            "--latency-msec=20",
+            str(path),
+        ],
+        env=env,
+    )
     # parec takes a moment to connect; timing tests need it listening before anything plays.
     for _ in range(1000):
         if path.exists() and path.stat().st_size > 0:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from voice_guide.align import find_clip
-from voice_guide.tones import breath_tone, synth_cue
+from voice_guide.sound.align import find_clip
+from voice_guide.sound.tones import breath_tone, synth_cue
 
 
 def test_finds_a_clip_exactly_under_noise_and_overlap() -> None:
@@ -14,7 +14,7 @@ def test_finds_a_clip_exactly_under_noise_and_overlap() -> None:
     audio = 0.01 * rng.standard_normal(rate * 6)
     cue = synth_cue("swap", rate)
     at = 2 * rate + 123
-    audio[at:at + len(cue)] += cue
-    audio[at + 500:at + 500 + rate] += breath_tone("in", 1.0, rate)
+    audio[at : at + len(cue)] += cue
+    audio[at + 500 : at + 500 + rate] += breath_tone("in", 1.0, rate)
     assert find_clip(audio, cue, at + 300, 1000, rate) == at
     assert find_clip(audio, cue, at - 700, 1000, rate) == at

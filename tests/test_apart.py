@@ -25,18 +25,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from voice_guide.align import find_clip
-from voice_guide.apart import LEAD_S, HostScheduler, Setup
-from voice_guide.audio import FileIO
-from voice_guide.cli import _apart_end
-from voice_guide.history import connect, journal_path, list_sessions
-from voice_guide.link import LinkError, LinkLost
-from voice_guide.render import SessionClips
+from voice_guide.apart.link import LinkError, LinkLost
+from voice_guide.apart.scheduler import LEAD_S, HostScheduler, Setup
+from voice_guide.cli.apart import _apart_end
+from voice_guide.journal.store import connect, journal_path, list_sessions
+from voice_guide.live.audio import FileIO
+from voice_guide.live.records import Command, Heard
+from voice_guide.live.session import Session
+from voice_guide.live.vad import analyze
 from voice_guide.script import Chime, Listen, Step
-from voice_guide.session import Command, Heard, Session
-from voice_guide.tts import ClipCache, Pyttsx3Speaker
-from voice_guide.vad import analyze
-from voice_guide.wavfile import read_wav
+from voice_guide.sound.align import find_clip
+from voice_guide.sound.render import SessionClips
+from voice_guide.sound.speech.tts import ClipCache, Pyttsx3Speaker
+from voice_guide.sound.wavfile import read_wav
 
 from .conftest import record_monitor, spawn_cli, write
 from .test_session import Bank, Quiet
@@ -79,11 +80,20 @@ def pair(pulse: dict[str, str]) -> Iterator[dict[str, dict[str, str]]]:
 
     load("module-null-sink", "sink_name=vg_pair", "channels=2", "rate=48000")
     for name, side in (("vg_host_out", "front-left"), ("vg_join_out", "front-right")):
-        load("module-remap-sink", f"sink_name={name}", "master=vg_pair", "channels=1", "channel_map=mono",
-             f"master_channel_map={side}", "remix=no")
+        load(
+            "module-remap-sink",
+            f"sink_name={name}",
+            "master=vg_pair",
+            "channels=1",
+            "channel_map=mono",
+            f"master_channel_map={side}",
+            "remix=no",
+        )
     load("module-null-sink", "sink_name=vg_join_mic", "rate=48000")
-    yield {"host": {**pulse, "PULSE_SINK": "vg_host_out"},
-           "join": {**pulse, "PULSE_SINK": "vg_join_out", "PULSE_SOURCE": "vg_join_mic.monitor"}}
+    yield {
+        "host": {**pulse, "PULSE_SINK": "vg_host_out"},
+        "join": {**pulse, "PULSE_SINK": "vg_join_out", "PULSE_SOURCE": "vg_join_mic.monitor"},
+    }
     for module in reversed(modules):
         subprocess.run(["pactl", "unload-module", module], env=pulse, check=False)
 
@@ -109,16 +119,19 @@ def _finish(*procs: subprocess.Popen[str], timeout_s: float = 60) -> list[tuple[
     return done
 
 
-def test_host_and_joiner_sound_every_cue_in_step(pair: dict[str, dict[str, str]], tmp_path: Path,
-                                                  home: Path) -> None:
+def test_host_and_joiner_sound_every_cue_in_step(pair: dict[str, dict[str, str]], tmp_path: Path, home: Path) -> None:
     script = write(tmp_path, "in-step.yaml", IN_STEP)
     logs = {side: tmp_path / f"{side}.json" for side in ("host", "join")}
     raw = tmp_path / "pair.raw"
     recorder = record_monitor(pair["host"], raw, "vg_pair.monitor", channels=2)
-    host = spawn_cli(["host", str(script), "--port", "0", "--code", "4711", "--no-mic", "--log", str(logs["host"])],
-                pair["host"], home)
-    joiner = spawn_cli(["join", _address(host), "--code", "4711", "--no-mic", "--log", str(logs["join"])],
-                  pair["join"], home)
+    host = spawn_cli(
+        ["host", str(script), "--port", "0", "--code", "4711", "--no-mic", "--log", str(logs["host"])],
+        pair["host"],
+        home,
+    )
+    joiner = spawn_cli(
+        ["join", _address(host), "--code", "4711", "--no-mic", "--log", str(logs["join"])], pair["join"], home
+    )
     results = _finish(host, joiner)
     time.sleep(0.3)
     recorder.terminate()
@@ -131,23 +144,31 @@ def test_host_and_joiner_sound_every_cue_in_step(pair: dict[str, dict[str, str]]
     left, right = audio[:, 0], audio[:, 1]
     bank = SessionClips(ClipCache(home / "cache" / "speech", Pyttsx3Speaker(), RATE), RATE)
     events = [e for e in docs["host"]["events"] if e["kind"] == "chime" or e.get("name") in ("breath-in", "breath-out")]
-    clips = [bank.cue(e["name"]) if e["kind"] == "chime" else
-             bank.breath(e["name"].removeprefix("breath-"), round((e["end_s"] - e["start_s"]) * RATE))
-             for e in events]
+    clips = [
+        bank.cue(e["name"])
+        if e["kind"] == "chime"
+        else bank.breath(e["name"].removeprefix("breath-"), round((e["end_s"] - e["start_s"]) * RATE))
+        for e in events
+    ]
     assert len(events) >= 5
     onsets = {}
     for side, channel in (("host", left), ("join", right)):
         rough = int(np.argmax(np.abs(channel) > 1e-4))
         first = find_clip(channel, clips[0], rough, RATE // 20)
-        onsets[side] = np.array([first] + [
-            find_clip(channel, clip, first + round((e["start_s"] - events[0]["start_s"]) * RATE), RATE // 4)
-            for e, clip in zip(events[1:], clips[1:], strict=True)])
+        onsets[side] = np.array(
+            [first]
+            + [
+                find_clip(channel, clip, first + round((e["start_s"] - events[0]["start_s"]) * RATE), RATE // 4)
+                for e, clip in zip(events[1:], clips[1:], strict=True)
+            ]
+        )
     apart_ms = (onsets["join"] - onsets["host"]) / RATE * 1000
     assert np.max(np.abs(apart_ms)) < 20, apart_ms
 
 
-def test_the_joiners_turn_ends_on_the_joiners_microphone(pair: dict[str, dict[str, str]], tmp_path: Path,
-                                                          home: Path) -> None:
+def test_the_joiners_turn_ends_on_the_joiners_microphone(
+    pair: dict[str, dict[str, str]], tmp_path: Path, home: Path
+) -> None:
     speech = tmp_path / "speech.wav"
     subprocess.run(["espeak-ng", "-w", str(speech), "I had a long day and I am glad to be home now."], check=True)
     samples, rate = read_wav(speech)
@@ -155,10 +176,14 @@ def test_the_joiners_turn_ends_on_the_joiners_microphone(pair: dict[str, dict[st
     spoken_s = talk["speech"][-1]["end_s"] - talk["speech"][0]["start_s"]
     script = write(tmp_path, "b-talks.yaml", B_TALKS)
     logs = {side: tmp_path / f"{side}.json" for side in ("host", "join")}
-    host = spawn_cli(["host", str(script), "--port", "0", "--code", "2468", "--no-mic", "--log", str(logs["host"])],
-                pair["host"], home)
-    joiner = spawn_cli(["join", _address(host), "--code", "2468", "--headphones", "--log", str(logs["join"])],
-                  pair["join"], home)
+    host = spawn_cli(
+        ["host", str(script), "--port", "0", "--code", "2468", "--no-mic", "--log", str(logs["host"])],
+        pair["host"],
+        home,
+    )
+    joiner = spawn_cli(
+        ["join", _address(host), "--code", "2468", "--headphones", "--log", str(logs["join"])], pair["join"], home
+    )
     assert joiner.stdout is not None
     for line in joiner.stdout:
         if "listen" in line:
@@ -168,8 +193,10 @@ def test_the_joiners_turn_ends_on_the_joiners_microphone(pair: dict[str, dict[st
     results = _finish(host, joiner)
     for code, _, err in results:
         assert code == 0, err
-    turns = {side: next(e for e in json.loads(path.read_text())["events"] if e["kind"] == "listen")
-             for side, path in logs.items()}
+    turns = {
+        side: next(e for e in json.loads(path.read_text())["events"] if e["kind"] == "listen")
+        for side, path in logs.items()
+    }
     turn = turns["host"]
     assert turn["ended_by"] == "silence", turn
     assert turn["first_speech_s"] is not None
@@ -240,18 +267,25 @@ steps:
 """
 
 
-def test_a_dropped_link_pauses_both_and_they_meet_again(pair: dict[str, dict[str, str]], tmp_path: Path,
-                                                        home: Path) -> None:
+def test_a_dropped_link_pauses_both_and_they_meet_again(
+    pair: dict[str, dict[str, str]], tmp_path: Path, home: Path
+) -> None:
     script = write(tmp_path, "faulty.yaml", FAULTY)
     logs = {side: tmp_path / f"{side}.json" for side in ("host", "join")}
     raw = tmp_path / "pair.raw"
     recorder = record_monitor(pair["host"], raw, "vg_pair.monitor", channels=2)
-    host = spawn_cli(["host", str(script), "--port", "0", "--code", "9999", "--no-mic", "--log", str(logs["host"])],
-                pair["host"], home)
+    host = spawn_cli(
+        ["host", str(script), "--port", "0", "--code", "9999", "--no-mic", "--log", str(logs["host"])],
+        pair["host"],
+        home,
+    )
     relay = Relay(int(_address(host).rsplit(":", 1)[1]))
     try:
-        joiner = spawn_cli(["join", f"127.0.0.1:{relay.port}", "--code", "9999", "--no-mic",
-                            "--log", str(logs["join"])], pair["join"], home)
+        joiner = spawn_cli(
+            ["join", f"127.0.0.1:{relay.port}", "--code", "9999", "--no-mic", "--log", str(logs["join"])],
+            pair["join"],
+            home,
+        )
         assert host.stdout is not None
         for line in host.stdout:
             if "pause" in line:
@@ -282,15 +316,17 @@ def test_a_dropped_link_pauses_both_and_they_meet_again(pair: dict[str, dict[str
 
 
 def test_a_wrong_code_is_refused_the_right_one_joins_and_a_quit_ends_both(
-        pair: dict[str, dict[str, str]], tmp_path: Path, home: Path) -> None:
+    pair: dict[str, dict[str, str]], tmp_path: Path, home: Path
+) -> None:
     script = write(tmp_path, "long.yaml", "title: L\nsummary: L\nsteps:\n  - chime: start\n  - pause: 30s\n")
     host = spawn_cli(["host", str(script), "--port", "0", "--code", "5555", "--no-mic"], pair["host"], home)
     address = _address(host)
     wrong = spawn_cli(["join", address, "--code", "5556", "--no-mic"], pair["join"], home)
     [(code, _, err)] = _finish(wrong, timeout_s=30)
     assert code == 2, err
-    assert err.splitlines() == ["voice-guide: error: the host refused the pairing code "
-                                "(check the code shown on the host's device)"], err
+    assert err.splitlines() == [
+        "voice-guide: error: the host refused the pairing code (check the code shown on the host's device)"
+    ], err
     joiner = spawn_cli(["join", address, "--code", "5555", "--no-mic"], pair["join"], home)
     assert joiner.stdout is not None
     for line in joiner.stdout:
@@ -308,6 +344,7 @@ def test_a_wrong_code_is_refused_the_right_one_joins_and_a_quit_ends_both(
 
 
 # ---------------------------------------------------------------- offline: the session's scheduler hook
+
 
 class Told:
     """A scheduler that sets each start itself and ends listen steps from outside (like the joiner)."""
@@ -352,7 +389,7 @@ def test_the_session_starts_each_step_where_the_scheduler_says_with_silence_befo
     assert round(turn.end_s * rate) == 40000 and turn.talk_s == pytest.approx(1.5, abs=0.02)
     samples, _ = read_wav(out)
     assert not np.any(samples[:8000]) and np.any(samples[8000:8100])
-    assert round(result.length_s * rate) == 48000   # the end, too, is the scheduler's
+    assert round(result.length_s * rate) == 48000  # the end, too, is the scheduler's
     assert told.asked[-1] == 3
 
 
@@ -388,18 +425,23 @@ def test_link_faults_pause_resume_and_end_the_session() -> None:
     scheduler.announced[1] = 1000
     keys: list[list[Command]] = [["pause", "skip", "back", "quit"]]
     poll = scheduler.commands(lambda: keys.pop() if keys else [])
-    assert poll() == ["quit"]                       # only quit is shared; pause/skip/back would part the devices
+    assert poll() == ["quit"]  # only quit is shared; pause/skip/back would part the devices
     link.events.put("lost")
-    assert poll() == ["pause"] and scheduler.announced == {}   # decided afresh after the fault
+    assert poll() == ["pause"] and scheduler.announced == {}  # decided afresh after the fault
     link.events.put("restored")
     assert poll() == ["pause"]
-    host.ended_by = "lost"                          # not back within the link's window
+    host.ended_by = "lost"  # not back within the link's window
     assert poll() == ["quit"] and scheduler.ended == "lost"
     assert poll() == []
     with pytest.raises(LinkLost):
         _apart_end(scheduler)
-    done = HostScheduler(link, SimpleNamespace(ended_by="peer_quit"), FileIO(None, None), 3,  # type: ignore[arg-type]
-                         notes.append)
-    done.finished = True                            # the session already reached its end: nothing to quit
+    done = HostScheduler(
+        link,
+        SimpleNamespace(ended_by="peer_quit"),
+        FileIO(None, None),
+        3,  # type: ignore[arg-type]
+        notes.append,
+    )
+    done.finished = True  # the session already reached its end: nothing to quit
     assert done.commands(lambda: [])() == []
     _apart_end(done)

@@ -65,8 +65,10 @@ def test_show_text(cli: Cli) -> None:
 def test_unknown_id_suggests_and_exits_2(cli: Cli) -> None:
     result = cli("show", "active-listening-rely")
     assert result.code == 2
-    assert result.err.strip() == ("voice-guide: error: no exercise called 'active-listening-rely' "
-                                  "(did you mean 'active-listening-relay'? run 'voice-guide list' to see them all)")
+    assert result.err.strip() == (
+        "voice-guide: error: no exercise called 'active-listening-rely' "
+        "(did you mean 'active-listening-relay'? run 'voice-guide list' to see them all)"
+    )
 
 
 def test_check_builtins_all_ok(cli: Cli) -> None:
@@ -84,8 +86,9 @@ def test_check_reports_each_bad_file_and_exits_2(cli: Cli, tmp_path: Path) -> No
     result = cli("check", str(good), str(bad))
     assert result.code == 2
     assert result.out.startswith(f"ok {good}: 1 step,")
-    assert result.err.strip() == (f"voice-guide: error: {bad}:4: unknown cue 'bong' "
-                                  "(expected one of start, swap, time-up, remind, end, soft)")
+    assert result.err.strip() == (
+        f"voice-guide: error: {bad}:4: unknown cue 'bong' (expected one of start, swap, time-up, remind, end, soft)"
+    )
 
 
 def test_bad_set_value_is_one_line_exit_2(cli: Cli) -> None:
@@ -121,8 +124,9 @@ def test_new_rejects_a_bad_name(cli: Cli) -> None:
 
 def _run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "VOICE_GUIDE_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "voice_guide", *args], capture_output=True, text=True,
-                          env=env, check=False, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "voice_guide", *args], capture_output=True, text=True, env=env, check=False, timeout=60
+    )
 
 
 def test_real_process_errors_have_no_traceback(tmp_path: Path, home: Path) -> None:

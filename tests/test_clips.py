@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voice_guide.clips import (
+from voice_guide.sound.clips import (
     FADE_S,
     TRIM_MARGIN_S,
     condition,
@@ -16,7 +16,7 @@ from voice_guide.clips import (
     trim_silence,
     voiced_rms_dbfs,
 )
-from voice_guide.levels import PEAK_LIMIT_DBFS, TARGET_RMS_DBFS, Samples, peak_dbfs, rms_dbfs
+from voice_guide.sound.levels import PEAK_LIMIT_DBFS, TARGET_RMS_DBFS, Samples, peak_dbfs, rms_dbfs
 
 RATE = 48_000
 
@@ -46,6 +46,7 @@ def dominant_hz(x: Samples, rate_hz: int) -> float:
 
 # ---------------------------------------------------------------- trim
 
+
 def test_trim_removes_silence_to_within_a_few_ms() -> None:
     x = np.concatenate([silence(0.3, RATE), tone(440, 0.5, RATE), silence(0.4, RATE)])
     y = trim_silence(x, RATE)
@@ -68,6 +69,7 @@ def test_trim_of_silence_is_empty() -> None:
 
 
 # ---------------------------------------------------------------- resample
+
 
 def test_resample_keeps_frequency_and_length() -> None:
     x = tone(1000, 1.0, 22_050)
@@ -110,6 +112,7 @@ def test_resample_rejects_bad_rates_and_stereo() -> None:
 
 # ---------------------------------------------------------------- loudness
 
+
 def test_voiced_rms_ignores_pauses() -> None:
     x = bursts(RATE, amplitude=0.1, gap_s=1.0)
     burst_level = rms_dbfs(tone(300, 0.2, RATE, 0.1))
@@ -150,6 +153,7 @@ def test_condition_backs_off_when_peaks_are_far_too_high() -> None:
 
 # ---------------------------------------------------------------- edges and silence
 
+
 def test_condition_starts_and_ends_at_zero_with_fades() -> None:
     # A tone at full level right from the first sample: without fades this would click.
     y = condition(tone(440, 0.5, 22_050, amplitude=0.8), 22_050, RATE)
@@ -175,11 +179,14 @@ def test_fade_of_a_very_short_clip_does_not_fail() -> None:
     assert fade_edges(np.ones(1, dtype=np.float32), RATE).size == 1
 
 
-@pytest.mark.parametrize("x", [
-    np.zeros(22_050, dtype=np.float32),
-    np.zeros(0, dtype=np.float32),
-    (np.random.default_rng(1).standard_normal(22_050) * 1e-5).astype(np.float32),  # about -100 dBFS
-])
+@pytest.mark.parametrize(
+    "x",
+    [
+        np.zeros(22_050, dtype=np.float32),
+        np.zeros(0, dtype=np.float32),
+        (np.random.default_rng(1).standard_normal(22_050) * 1e-5).astype(np.float32),  # about -100 dBFS
+    ],
+)
 def test_condition_of_silence_is_empty(x: Samples) -> None:
     y = condition(x, 22_050, RATE)
     assert y.size == 0

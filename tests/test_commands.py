@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice_guide.recap import closing_line
-from voice_guide.tones import synth_cue
-from voice_guide.wavfile import write_wav
+from voice_guide.live.recap import closing_line
+from voice_guide.sound.tones import synth_cue
+from voice_guide.sound.wavfile import write_wav
 
 from .conftest import CliResult, write
 
@@ -22,7 +22,7 @@ Cli = Callable[..., CliResult]
 def test_analyze_finds_the_spoken_stretch(cli: Cli, tmp_path: Path) -> None:
     speech = tmp_path / "s.wav"
     subprocess.run(["espeak-ng", "-w", str(speech), "Tell me how your day was."], check=True)
-    from voice_guide.wavfile import read_wav
+    from voice_guide.sound.wavfile import read_wav
 
     samples, rate = read_wav(speech)
     padded = np.concatenate([np.zeros(rate * 2, np.float32), samples, np.zeros(rate * 3, np.float32)])
@@ -78,6 +78,7 @@ def test_closing_line_is_kind_and_plain() -> None:
     even = {"talk_s": {"Ann": 118.0, "Bo": 125.0}, "balance": 118 / 243}
     assert closing_line(even) == "You each spoke for about 2 minutes. Thank you both."
     uneven = {"talk_s": {"Ann": 200.0, "Bo": 40.0}, "balance": 200 / 240}
-    assert closing_line(uneven) == ("Ann spoke for about 3 minutes 30 seconds, and Bo for about 40 seconds. "
-                                    "Thank you both.")
+    assert closing_line(uneven) == (
+        "Ann spoke for about 3 minutes 30 seconds, and Bo for about 40 seconds. Thank you both."
+    )
     assert closing_line({"talk_s": {"Ann": 0.0, "Bo": 1.0}, "balance": 0.0}) is None

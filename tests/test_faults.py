@@ -13,14 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice_guide.audio import FileIO, IOStats, MicBlock
 from voice_guide.errors import AudioDeviceError
-from voice_guide.history import Journal, SessionInfo, connect, journal_path, list_sessions
-from voice_guide.levels import Samples
+from voice_guide.journal.store import Journal, SessionInfo, connect, journal_path, list_sessions
+from voice_guide.live.audio import FileIO, IOStats, MicBlock
+from voice_guide.live.records import SessionOptions
+from voice_guide.live.session import Session
+from voice_guide.live.vad import VoiceDetector
 from voice_guide.script import Listen, Pause, Say, Step
-from voice_guide.session import Session, SessionOptions
-from voice_guide.vad import VoiceDetector
-from voice_guide.wavfile import write_wav
+from voice_guide.sound.levels import Samples
+from voice_guide.sound.wavfile import write_wav
 
 from .conftest import REPO, write
 from .test_session import RATE, Bank, Quiet
@@ -39,8 +40,14 @@ class Notes(Quiet):
 def _run_with_mic(tmp_path: Path, mic: Samples) -> tuple[Notes, object]:
     write_wav(tmp_path / "mic.wav", mic, RATE)
     notes = Notes()
-    session = Session(STEPS, Bank(), FileIO(tmp_path / "mic.wav", None, RATE), notes,
-                      gate_factory=lambda: VoiceDetector(RATE), options=SessionOptions(headphones=True))
+    session = Session(
+        STEPS,
+        Bank(),
+        FileIO(tmp_path / "mic.wav", None, RATE),
+        notes,
+        gate_factory=lambda: VoiceDetector(RATE),
+        options=SessionOptions(headphones=True),
+    )
     return notes, session.run()
 
 
@@ -100,16 +107,22 @@ def test_a_device_failing_mid_session_leaves_the_journal_marked_error(tmp_path: 
 def test_killing_the_sound_server_mid_run_is_one_line_exit_1(tmp_path: Path, home: Path) -> None:
     # A PulseAudio of this test's own, so killing it spares the rest of the suite.
     env = {**os.environ, "VG_PULSE_DIR": str(tmp_path / "pulse"), "VOICE_GUIDE_HOME": str(home)}
-    exports = subprocess.run([str(REPO / "tools" / "pulse.sh"), "env"], env=env, capture_output=True, text=True,
-                             check=True).stdout
+    exports = subprocess.run(
+        [str(REPO / "tools" / "pulse.sh"), "env"], env=env, capture_output=True, text=True, check=True
+    ).stdout
     for item in exports.replace("export ", "").split():
         key, _, value = item.partition("=")
         env[key] = value.strip("'")
     subprocess.run([str(REPO / "tools" / "pulse.sh"), "start"], env=env, check=True, capture_output=True)
     pid = int((tmp_path / "pulse" / "pid").read_text())
     script = write(tmp_path, "slow.yaml", "title: S\nsummary: S\nsteps:\n  - say: One.\n  - pause: 30s\n")
-    proc = subprocess.Popen([sys.executable, "-m", "voice_guide", "run", str(script), "--no-mic"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voice_guide", "run", str(script), "--no-mic"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     for line in proc.stdout:
         if "pause" in line:
@@ -120,7 +133,8 @@ def test_killing_the_sound_server_mid_run_is_one_line_exit_1(tmp_path: Path, hom
     assert proc.returncode == 1
     assert "Traceback" not in err
     ours = [line for line in err.splitlines() if line.startswith("voice-guide:")]
-    assert ours == ["voice-guide: error: the sound device stopped responding "
-                    "(was it unplugged, or did the sound server stop?)"]
+    assert ours == [
+        "voice-guide: error: the sound device stopped responding (was it unplugged, or did the sound server stop?)"
+    ]
     rows = list_sessions(connect(journal_path(home / "data")))
     assert rows[0]["ended_by"] == "error"

@@ -12,13 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from voice_guide.durations import parse_duration_s
+from voice_guide.script.durations import parse_duration_s
 
 from .conftest import CliResult, write
 
 Cli = Callable[..., CliResult]
-FUZZ = settings(max_examples=200, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 
 def _one_line_or_ok(result: CliResult) -> None:
@@ -59,8 +60,18 @@ def test_device_names(cli: Cli, name: str) -> None:
 @given(spec=st.text(max_size=12).filter(lambda s: "\x00" not in s))
 def test_mic_channel_specs(cli: Cli, spec: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     folder = tmp_path_factory.mktemp("mc")
-    result = cli("run", "mindful-pause", "--mic-channels", spec, "--out", str(folder / "o.wav"), "--no-mic",
-                 "--sample-rate", "8000", "--quiet-summary")
+    result = cli(
+        "run",
+        "mindful-pause",
+        "--mic-channels",
+        spec,
+        "--out",
+        str(folder / "o.wav"),
+        "--no-mic",
+        "--sample-rate",
+        "8000",
+        "--quiet-summary",
+    )
     _one_line_or_ok(result)
 
 
@@ -118,11 +129,22 @@ def test_analyze_takes_every_kind_of_file(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_mic_file_takes_every_kind_of_file(cli: Cli, tmp_path: Path) -> None:
-    script = write(tmp_path, "t.yaml", "title: T\nsummary: S\nsteps:\n  - listen: a\n    for: 4s\n"
-                   "    until_silence: 1s\n")
+    script = write(
+        tmp_path, "t.yaml", "title: T\nsummary: S\nsteps:\n  - listen: a\n    for: 4s\n    until_silence: 1s\n"
+    )
     for kind, path in audio_cases(tmp_path).items():
-        result = cli("run", str(script), "--mic-file", str(path), "--out", str(tmp_path / "o.wav"),
-                     "--sample-rate", "16000", "--headphones", "--quiet-summary")
+        result = cli(
+            "run",
+            str(script),
+            "--mic-file",
+            str(path),
+            "--out",
+            str(tmp_path / "o.wav"),
+            "--sample-rate",
+            "16000",
+            "--headphones",
+            "--quiet-summary",
+        )
         _one_line_or_ok(result)
         if kind in ("stereo", "8kHz", "96kHz", "8-bit"):
             assert result.code == 0, (kind, result.err)
@@ -133,7 +155,7 @@ def test_an_hour_long_recording_is_analyzed(cli: Cli, tmp_path: Path) -> None:
     rate = 8000
     hour = np.zeros(rate * 3600, np.float32)
     for start in range(60, 3600, 300):
-        hour[start * rate:(start + 2) * rate] = _speechy(2, rate)[: 2 * rate]
+        hour[start * rate : (start + 2) * rate] = _speechy(2, rate)[: 2 * rate]
     path = _wav(tmp_path / "hour.wav", hour, rate)
     result = cli("analyze", str(path), "--json")
     assert result.code == 0, result.err

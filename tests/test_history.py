@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from voice_guide.history import Journal, SessionInfo, connect, journal_path, list_sessions
+from voice_guide.journal.store import Journal, SessionInfo, connect, journal_path, list_sessions
 
 from .conftest import CliResult, write
 
@@ -57,19 +57,33 @@ def speech_bursts(total_s: float, spans: list[tuple[float, float]]) -> np.ndarra
         n = int((b - a) * RATE)
         t = np.arange(n) / RATE
         burst = np.convolve(rng.standard_normal(n), np.ones(8) / 8, mode="same") * (0.6 + 0.4 * np.sin(8 * t))
-        mic[int(a * RATE):int(a * RATE) + n] += 0.15 * burst
+        mic[int(a * RATE) : int(a * RATE) + n] += 0.15 * burst
     return mic.astype(np.float32)
 
 
 def run_offline(cli: Cli, tmp_path: Path, spans: list[tuple[float, float]]) -> CliResult:
-    from voice_guide.wavfile import write_wav
+    from voice_guide.sound.wavfile import write_wav
 
     script = write(tmp_path, "two.yaml", TWO_TURNS)
     mic = tmp_path / "mic.wav"
     write_wav(mic, speech_bursts(40, spans), RATE)
-    return cli("run", str(script), "--a", "Ann", "--b", "Bo", "--mic-file", str(mic), "--out",
-               str(tmp_path / "out.wav"), "--sample-rate", str(RATE), "--log", str(tmp_path / "log.json"),
-               "--quiet-summary")
+    return cli(
+        "run",
+        str(script),
+        "--a",
+        "Ann",
+        "--b",
+        "Bo",
+        "--mic-file",
+        str(mic),
+        "--out",
+        str(tmp_path / "out.wav"),
+        "--sample-rate",
+        str(RATE),
+        "--log",
+        str(tmp_path / "log.json"),
+        "--quiet-summary",
+    )
 
 
 def test_offline_session_lands_in_the_journal(cli: Cli, tmp_path: Path, home: Path) -> None:
@@ -153,9 +167,25 @@ def test_journal_files_are_private(cli: Cli, tmp_path: Path, home: Path) -> None
 
 def _child(home: Path, script: Path, out: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "VOICE_GUIDE_HOME": str(home)}
-    return subprocess.Popen([sys.executable, "-m", "voice_guide", "run", str(script), "--no-mic", "--out", str(out),
-                             "--realtime", "--sample-rate", "16000"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "voice_guide",
+            "run",
+            str(script),
+            "--no-mic",
+            "--out",
+            str(out),
+            "--realtime",
+            "--sample-rate",
+            "16000",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_step(proc: subprocess.Popen[str], words: str) -> None:
@@ -198,9 +228,27 @@ def test_kill_9_leaves_an_intact_journal(tmp_path: Path, home: Path) -> None:
 def test_two_processes_write_at_once(tmp_path: Path, home: Path) -> None:
     script = write(tmp_path, "quick.yaml", "title: Q\nsummary: S\nsteps:\n  - say: Hello there.\n  - pause: 1s\n")
     env = {**os.environ, "VOICE_GUIDE_HOME": str(home)}
-    procs = [subprocess.Popen([sys.executable, "-m", "voice_guide", "run", str(script), "--no-mic", "--out",
-                               str(tmp_path / f"o{i}.wav"), "--sample-rate", "16000"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "voice_guide",
+                "run",
+                str(script),
+                "--no-mic",
+                "--out",
+                str(tmp_path / f"o{i}.wav"),
+                "--sample-rate",
+                "16000",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=60)
         assert p.returncode == 0, err

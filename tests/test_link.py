@@ -17,8 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.connection import Connection
 from websockets.asyncio.server import ServerConnection, serve
 
-from voice_guide.errors import UsageError
-from voice_guide.link import (
+from voice_guide.apart.link import (
     MAX_MESSAGE_BYTES,
     MAX_WRONG_TRIES,
     Host,
@@ -33,14 +32,23 @@ from voice_guide.link import (
     join,
     make_code,
 )
+from voice_guide.errors import UsageError
 
 T = TypeVar("T")
 CODE = "kiwi-otter-plum"
-KEY = b"kiwiotterplum"                     # the code as both ends compare it
-SHIFT_S = 12.345                           # the joiner's clock runs this far ahead of the host's
+KEY = b"kiwiotterplum"  # the code as both ends compare it
+SHIFT_S = 12.345  # the joiner's clock runs this far ahead of the host's
 SETUP = {"script": {"title": "Mirror", "steps": [{"say": "Tell your partner one thing."}]}, "settings": {"rate": 48000}}
-FAST = LinkTimings(reconnect_for_s=3.0, backoff_first_s=0.05, backoff_max_s=0.2, keepalive_s=1.0,
-                   keepalive_timeout_s=1.0, open_timeout_s=1.0, auth_timeout_s=1.0, pong_timeout_s=0.5)
+FAST = LinkTimings(
+    reconnect_for_s=3.0,
+    backoff_first_s=0.05,
+    backoff_max_s=0.2,
+    keepalive_s=1.0,
+    keepalive_timeout_s=1.0,
+    open_timeout_s=1.0,
+    auth_timeout_s=1.0,
+    pong_timeout_s=0.5,
+)
 
 
 def run(main: Coroutine[Any, Any, T], timeout_s: float = 10.0) -> T:
@@ -66,7 +74,7 @@ class Relay:
         self._writers: list[asyncio.StreamWriter] = []
         self._server: asyncio.Server | None = None
         self._connections = 0
-        self._frozen_below = 0      # connections numbered below this pass nothing, but stay open
+        self._frozen_below = 0  # connections numbered below this pass nothing, but stay open
 
     async def start(self) -> str:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -80,11 +88,13 @@ class Relay:
             return
         self._writers += [writer, up_writer]
         number, self._connections = self._connections, self._connections + 1
-        await asyncio.gather(self._pump(reader, up_writer, self.upstream, number),
-                             self._pump(up_reader, writer, self.downstream, number))
+        await asyncio.gather(
+            self._pump(reader, up_writer, self.upstream, number), self._pump(up_reader, writer, self.downstream, number)
+        )
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: bytearray,
-                    number: int) -> None:
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: bytearray, number: int
+    ) -> None:
         try:
             while data := await reader.read(65536):
                 if number < self._frozen_below:
@@ -243,7 +253,7 @@ def _garbage() -> list[tuple[str | bytes, bool]]:
         ('{"v": 1, "type": "ping", "id": 1, "t0": 1e999}', True),
         ('{"v": 1, "type": "ping", "id": 1, "t0": 1.0, "extra": 0}', True),
         ('{"v": 1, "type": "speech", "speaking": 1, "at_host_s": 2.0}', True),
-        ('{"v": 1, "type": "step", "index": 1, "at_host_s": 2.0}', True),    # valid, but not the joiner's to send
+        ('{"v": 1, "type": "step", "index": 1, "at_host_s": 2.0}', True),  # valid, but not the joiner's to send
         (big_ping, True),
     ]
 
@@ -254,7 +264,7 @@ def test_hostile_messages_are_dropped_and_the_host_keeps_serving(caplog: pytest.
 
     async def main(host: Host) -> dict[str, Any]:
         async with connect(host.url, proxy=None, compression=None) as ws:
-            for message, text in garbage[:5]:    # before pairing too
+            for message, text in garbage[:5]:  # before pairing too
                 await ws.send(message, text=text)
             hello = await pair_by_hand(ws)
             for message, text in garbage:
@@ -270,9 +280,9 @@ def test_hostile_messages_are_dropped_and_the_host_keeps_serving(caplog: pytest.
             assert (pong["type"], pong["id"], pong["t0"]) == ("pong", 7, 123.5)
             assert host.speech.drain() == [] and host.wrong_tries == 0
 
-    with caplog.at_level(logging.WARNING, logger="voice_guide.link"):
+    with caplog.at_level(logging.WARNING, logger="voice_guide.apart.link"):
         run(body())
-    dropped = [r for r in caplog.records if r.name == "voice_guide.link" and "dropped" in r.getMessage()]
+    dropped = [r for r in caplog.records if r.name == "voice_guide.apart.link" and "dropped" in r.getMessage()]
     assert len(dropped) >= len(garbage) + 5
     assert all(CODE not in r.getMessage() for r in caplog.records)
 
@@ -287,13 +297,15 @@ def test_decode_message_accepts_only_the_schema() -> None:
 def test_clock_offset_is_estimated_within_5_ms() -> None:
     async def main() -> None:
         timings = LinkTimings(sync_every_s=0.2, keepalive_s=1.0, keepalive_timeout_s=1.0)
-        async with (Host(CODE, setup=SETUP, timings=timings) as host,
-                    await join(host.url, CODE, clock=shifted_clock, timings=timings) as link):
+        async with (
+            Host(CODE, setup=SETUP, timings=timings) as host,
+            await join(host.url, CODE, clock=shifted_clock, timings=timings) as link,
+        ):
             first = link.host_clock
             assert first.samples >= 8
             assert abs(link.offset_s - -SHIFT_S) < 0.005
             assert abs(link.to_local_s(100.0) - (100.0 + SHIFT_S)) < 0.005
-            for _ in range(50):                          # refreshed on its own
+            for _ in range(50):  # refreshed on its own
                 if link.host_clock is not first:
                     break
                 await asyncio.sleep(0.05)
@@ -313,8 +325,10 @@ def test_estimate_clock_takes_the_fastest_round_trip() -> None:
 
 def test_steps_and_controls_arrive_in_local_time_and_speech_in_host_time() -> None:
     async def main() -> None:
-        async with (Host(CODE, setup=SETUP, timings=FAST) as host,
-                    await join(host.url, CODE, clock=shifted_clock, timings=FAST) as link):
+        async with (
+            Host(CODE, setup=SETUP, timings=FAST) as host,
+            await join(host.url, CODE, clock=shifted_clock, timings=FAST) as link,
+        ):
             at_host_s = host.now_s() + 0.5
             assert await host.send_step(3, at_host_s)
             step = await within(anext(link.steps))
@@ -341,12 +355,22 @@ def test_steps_and_controls_arrive_in_local_time_and_speech_in_host_time() -> No
 def test_a_dropped_link_is_noticed_on_both_sides_and_the_joiner_comes_back() -> None:
     async def main() -> None:
         events = {name: asyncio.Event() for name in ("host_lost", "host_back", "joiner_lost", "joiner_back")}
-        async with Host(CODE, setup=SETUP, timings=FAST, on_link_lost=events["host_lost"].set,
-                        on_link_restored=events["host_back"].set) as host:
+        async with Host(
+            CODE,
+            setup=SETUP,
+            timings=FAST,
+            on_link_lost=events["host_lost"].set,
+            on_link_restored=events["host_back"].set,
+        ) as host:
             relay = Relay(host.port)
             url = await relay.start()
-            async with await join(url, CODE, timings=FAST, on_link_lost=events["joiner_lost"].set,
-                                  on_link_restored=events["joiner_back"].set) as link:
+            async with await join(
+                url,
+                CODE,
+                timings=FAST,
+                on_link_lost=events["joiner_lost"].set,
+                on_link_restored=events["joiner_back"].set,
+            ) as link:
                 await host.send_step(1, host.now_s() + 0.5)
                 assert (await within(anext(link.steps))).index == 1
                 relay.cut()
@@ -356,7 +380,7 @@ def test_a_dropped_link_is_noticed_on_both_sides_and_the_joiner_comes_back() -> 
                 await within(events["host_back"].wait())
                 assert link.connected and host.connected
                 assert await host.send_step(2, host.now_s() + 0.5)
-                assert (await within(anext(link.steps))).index == 2     # step 1 is not delivered twice
+                assert (await within(anext(link.steps))).index == 2  # step 1 is not delivered twice
                 assert await link.send_speech(True, time.monotonic())
                 assert (await within(anext(host.speech))).speaking
             await relay.close()
@@ -366,15 +390,31 @@ def test_a_dropped_link_is_noticed_on_both_sides_and_the_joiner_comes_back() -> 
 
 def test_a_silent_link_is_noticed_by_keepalive_and_comes_back() -> None:
     async def main() -> None:
-        timings = LinkTimings(reconnect_for_s=3.0, backoff_first_s=0.05, keepalive_s=0.2, keepalive_timeout_s=0.3,
-                              open_timeout_s=1.0, auth_timeout_s=1.0)
+        timings = LinkTimings(
+            reconnect_for_s=3.0,
+            backoff_first_s=0.05,
+            keepalive_s=0.2,
+            keepalive_timeout_s=0.3,
+            open_timeout_s=1.0,
+            auth_timeout_s=1.0,
+        )
         events = {name: asyncio.Event() for name in ("host_lost", "host_back", "joiner_lost", "joiner_back")}
-        async with Host(CODE, setup=SETUP, timings=timings, on_link_lost=events["host_lost"].set,
-                        on_link_restored=events["host_back"].set) as host:
+        async with Host(
+            CODE,
+            setup=SETUP,
+            timings=timings,
+            on_link_lost=events["host_lost"].set,
+            on_link_restored=events["host_back"].set,
+        ) as host:
             relay = Relay(host.port)
             url = await relay.start()
-            async with await join(url, CODE, timings=timings, on_link_lost=events["joiner_lost"].set,
-                                  on_link_restored=events["joiner_back"].set) as link:
+            async with await join(
+                url,
+                CODE,
+                timings=timings,
+                on_link_lost=events["joiner_lost"].set,
+                on_link_restored=events["joiner_back"].set,
+            ) as link:
                 relay.freeze()
                 for name in ("joiner_lost", "host_lost", "joiner_back", "host_back"):
                     await within(events[name].wait())
@@ -403,13 +443,19 @@ def test_a_step_sent_while_the_link_is_down_arrives_after_the_reconnect() -> Non
 
 def test_both_sides_give_up_when_the_link_does_not_come_back() -> None:
     async def main() -> None:
-        timings = LinkTimings(reconnect_for_s=0.5, backoff_first_s=0.05, keepalive_s=0.5, keepalive_timeout_s=0.5,
-                              open_timeout_s=0.5, auth_timeout_s=0.5)
+        timings = LinkTimings(
+            reconnect_for_s=0.5,
+            backoff_first_s=0.05,
+            keepalive_s=0.5,
+            keepalive_timeout_s=0.5,
+            open_timeout_s=0.5,
+            auth_timeout_s=0.5,
+        )
         async with Host(CODE, setup=SETUP, timings=timings) as host:
             relay = Relay(host.port)
             url = await relay.start()
             async with await join(url, CODE, timings=timings) as link:
-                await relay.close()                      # the network is gone for good
+                await relay.close()  # the network is gone for good
                 with pytest.raises(LinkLost) as joiner_gave_up:
                     await within(link.wait_closed())
                 with pytest.raises(LinkLost):
@@ -438,7 +484,7 @@ def test_quit_ends_the_other_side_cleanly(who_quits: str) -> None:
                     assert [s async for s in other.steps] == []
                 else:
                     assert [s async for s in other.speech] == []
-            with pytest.raises(LinkError):                # the host stopped listening either way
+            with pytest.raises(LinkError):  # the host stopped listening either way
                 await within(join(url, CODE, timings=FAST))
 
     run(main())
@@ -485,4 +531,3 @@ def test_unreachable_host_is_a_link_error() -> None:
             await join(f"ws://127.0.0.1:{port}/", CODE, timings=FAST)
 
     run(main())
-

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice_guide.align import find_clip
-from voice_guide.render import SessionClips
-from voice_guide.tts import ClipCache, Pyttsx3Speaker
-from voice_guide.vad import analyze
-from voice_guide.wavfile import read_wav
+from voice_guide.live.vad import analyze
+from voice_guide.sound.align import find_clip
+from voice_guide.sound.render import SessionClips
+from voice_guide.sound.speech.tts import ClipCache, Pyttsx3Speaker
+from voice_guide.sound.wavfile import read_wav
 
 from .conftest import record_monitor, spawn_cli, write
 
@@ -65,14 +65,19 @@ def test_live_cue_onsets_match_the_log(pulse: dict[str, str], tmp_path: Path, ho
     bank = SessionClips(ClipCache(home / "cache" / "speech", Pyttsx3Speaker(), RATE), RATE)
     # The breath-hold tone is a faint steady hum with no onset to speak of; the others are clear.
     events = [e for e in doc["events"] if e["kind"] == "chime" or e.get("name") in ("breath-in", "breath-out")]
-    clips = [bank.cue(e["name"]) if e["kind"] == "chime" else
-             bank.breath(e["name"].removeprefix("breath-"), round((e["end_s"] - e["start_s"]) * RATE))
-             for e in events]
+    clips = [
+        bank.cue(e["name"])
+        if e["kind"] == "chime"
+        else bank.breath(e["name"].removeprefix("breath-"), round((e["end_s"] - e["start_s"]) * RATE))
+        for e in events
+    ]
     # The first sound in the recording is the first cue; it anchors the rest.
     rough = int(np.argmax(np.abs(audio) > 1e-4))
     first = find_clip(audio, clips[0], rough, RATE // 20)
-    onsets = [first] + [find_clip(audio, clip, first + round((e["start_s"] - events[0]["start_s"]) * RATE), RATE // 4)
-                        for e, clip in zip(events[1:], clips[1:], strict=True)]
+    onsets = [first] + [
+        find_clip(audio, clip, first + round((e["start_s"] - events[0]["start_s"]) * RATE), RATE // 4)
+        for e, clip in zip(events[1:], clips[1:], strict=True)
+    ]
     heard = np.diff(onsets) / RATE
     logged = np.diff([e["start_s"] for e in events])
     assert len(heard) >= 6
@@ -81,8 +86,15 @@ def test_live_cue_onsets_match_the_log(pulse: dict[str, str], tmp_path: Path, ho
 
 def test_live_turn_ends_on_the_virtual_microphone(pulse: dict[str, str], tmp_path: Path, home: Path) -> None:
     speech = tmp_path / "speech.wav"
-    subprocess.run(["espeak-ng", "-w", str(speech), "I had a long day at work and I am glad to be home now. "
-                    "Thank you for asking me about it."], check=True)
+    subprocess.run(
+        [
+            "espeak-ng",
+            "-w",
+            str(speech),
+            "I had a long day at work and I am glad to be home now. Thank you for asking me about it.",
+        ],
+        check=True,
+    )
     samples, rate = read_wav(speech)
     talk = analyze(samples, rate)
     spoken_s = talk["speech"][-1]["end_s"] - talk["speech"][0]["start_s"]

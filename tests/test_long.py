@@ -6,15 +6,22 @@ import tracemalloc
 
 import pytest
 
-from voice_guide.audio import NullIO
+from voice_guide.live.audio import NullIO
+from voice_guide.live.records import StepRecord
+from voice_guide.live.session import Session
 from voice_guide.script import Breathe, Chime, Listen, Pause, Say, Step
-from voice_guide.session import Session, StepRecord
-from voice_guide.timeline import compile_timeline
+from voice_guide.sound.timeline import compile_timeline
 
 from .test_session import RATE, Bank, Quiet
 
-PATTERN: list[Step] = [Say("Your turn now.", 1), Chime("start", 2), Listen("a", "Ann", 40.0, 3, remind_s=10.0),
-                       Pause(7.3, 4), Breathe(4.0, 1.0, 6.0, 0.0, 1, "tones", 5), Chime("swap", 6)]
+PATTERN: list[Step] = [
+    Say("Your turn now.", 1),
+    Chime("start", 2),
+    Listen("a", "Ann", 40.0, 3, remind_s=10.0),
+    Pause(7.3, 4),
+    Breathe(4.0, 1.0, 6.0, 0.0, 1, "tones", 5),
+    Chime("swap", 6),
+]
 
 
 class MemoryWatch(Quiet):
@@ -29,7 +36,7 @@ class MemoryWatch(Quiet):
 
 @pytest.mark.slow
 def test_an_hour_runs_flat_and_exact() -> None:
-    steps = PATTERN * 63   # a little over an hour
+    steps = PATTERN * 63  # a little over an hour
     planned = compile_timeline(steps, Bank())
     assert planned.length_frames / RATE / 60 > 60
     watch = MemoryWatch()

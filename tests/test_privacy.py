@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice_guide.wavfile import read_wav, to_pcm16, write_wav
+from voice_guide.sound.wavfile import read_wav, to_pcm16, write_wav
 
 from .conftest import CliResult, write
 
@@ -24,7 +24,7 @@ def _mic(tmp_path: Path) -> tuple[Path, bytes]:
     path = tmp_path / "mic.wav"
     write_wav(path, voice, RATE)
     # A stretch of the microphone's own bytes: if any file holds it, mic audio reached disk.
-    return path, to_pcm16(voice)[RATE * 6: RATE * 6 + 2000]
+    return path, to_pcm16(voice)[RATE * 6 : RATE * 6 + 2000]
 
 
 def _files_holding(root: Path, needle: bytes) -> list[Path]:
@@ -47,8 +47,18 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_no_mic_audio_on_disk_without_record(cli: Cli, tmp_path: Path, home: Path, no_network: None) -> None:
     mic, needle = _mic(tmp_path)
     script = write(tmp_path, "t.yaml", SCRIPT)
-    result = cli("run", str(script), "--mic-file", str(mic), "--out", str(tmp_path / "out.wav"),
-                 "--sample-rate", str(RATE), "--headphones", "--quiet-summary")
+    result = cli(
+        "run",
+        str(script),
+        "--mic-file",
+        str(mic),
+        "--out",
+        str(tmp_path / "out.wav"),
+        "--sample-rate",
+        str(RATE),
+        "--headphones",
+        "--quiet-summary",
+    )
     assert result.code == 0, result.err
     assert _files_holding(home, needle) == []
     assert _files_holding(tmp_path / "out.wav", needle) == []
@@ -58,8 +68,19 @@ def test_record_writes_the_microphone_and_says_so(cli: Cli, tmp_path: Path, home
     mic, needle = _mic(tmp_path)
     script = write(tmp_path, "t.yaml", SCRIPT)
     record = tmp_path / "rec.wav"
-    result = cli("run", str(script), "--mic-file", str(mic), "--out", str(tmp_path / "out.wav"),
-                 "--sample-rate", str(RATE), "--record", str(record), "--quiet-summary")
+    result = cli(
+        "run",
+        str(script),
+        "--mic-file",
+        str(mic),
+        "--out",
+        str(tmp_path / "out.wav"),
+        "--sample-rate",
+        str(RATE),
+        "--record",
+        str(record),
+        "--quiet-summary",
+    )
     assert result.code == 0, result.err
     assert f"recording the microphone to {record}" in result.err
     recorded, rate = read_wav(record)

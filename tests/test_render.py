@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice_guide.align import find_clip
-from voice_guide.library import Library
 from voice_guide.paths import UserDirs
-from voice_guide.render import SessionClips, build
 from voice_guide.script import expand
-from voice_guide.tts import ClipCache, Pyttsx3Speaker
-from voice_guide.wavfile import read_wav
+from voice_guide.script.library import Library
+from voice_guide.sound.align import find_clip
+from voice_guide.sound.render import SessionClips, build
+from voice_guide.sound.speech.tts import ClipCache, Pyttsx3Speaker
+from voice_guide.sound.wavfile import read_wav
 
 from .conftest import REPO, CliResult
 
@@ -35,8 +35,18 @@ def clip_for(event: dict[str, object], bank: SessionClips) -> np.ndarray:
 
 def test_every_onset_matches_cues_json_to_one_sample(cli: Cli, tmp_path: Path, home: Path) -> None:
     out, cues = tmp_path / "s.wav", tmp_path / "s.json"
-    result = cli("render", "timeout-breathing", "-o", str(out), "--cues", str(cues), "--sample-rate", str(RATE),
-                 "--set", "answer=20s")
+    result = cli(
+        "render",
+        "timeout-breathing",
+        "-o",
+        str(out),
+        "--cues",
+        str(cues),
+        "--sample-rate",
+        str(RATE),
+        "--set",
+        "answer=20s",
+    )
     assert result.code == 0, result.err
     doc = json.loads(cues.read_text())
     audio, rate = read_wav(out)
@@ -75,12 +85,19 @@ def test_mp3_decodes_to_the_expected_length_with_chapters(cli: Cli, tmp_path: Pa
     result = cli("render", "mindful-pause", "-o", str(out), "--cues", str(cues), "--chapters")
     assert result.code == 0, result.err
     expected_s = json.loads(cues.read_text())["duration_s"]
-    probe = subprocess.run(["ffprobe", "-v", "error", "-show_chapters", "-show_entries", "format=duration",
-                            "-of", "json", str(out)], capture_output=True, text=True, check=True)
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_chapters", "-show_entries", "format=duration", "-of", "json", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     info = json.loads(probe.stdout)
     assert float(info["format"]["duration"]) == pytest.approx(expected_s, abs=0.05)
-    decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", str(out), "-f", "s16le", "-ac", "1", "-ar", "48000",
-                              "-"], capture_output=True, check=True).stdout
+    decoded = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(out), "-f", "s16le", "-ac", "1", "-ar", "48000", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
     assert len(decoded) / 2 / 48000 == pytest.approx(expected_s, abs=0.05)
     titles = [c["tags"]["title"] for c in info["chapters"]]
     assert len(titles) >= 3 and all(t.strip() for t in titles)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from voice_guide.durations import format_duration, parse_duration_s
 from voice_guide.errors import ScriptError, UsageError
 from voice_guide.script import Breathe, Listen, Names, Say, expand, load, parse_overrides
+from voice_guide.script.durations import format_duration, parse_duration_s
 
 from .conftest import write
 
@@ -76,8 +76,11 @@ def test_set_overrides_params(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("pair", "words"),
-    [("share=abc", "--set share=abc: 'abc' is not a duration"), ("nope=1", "has no param 'nope'"),
-     ("share", "expected name=value")],
+    [
+        ("share=abc", "--set share=abc: 'abc' is not a duration"),
+        ("nope=1", "has no param 'nope'"),
+        ("share", "expected name=value"),
+    ],
 )
 def test_bad_overrides_name_the_option(tmp_path: Path, pair: str, words: str) -> None:
     script = load(write(tmp_path, "r.yaml", RELAY))

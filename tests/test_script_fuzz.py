@@ -22,12 +22,18 @@ FOLDER = Path(tempfile.mkdtemp(prefix="vg-fuzz-"))
 
 # Values hypothesis may put anywhere in a script's structure.
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-5, 200), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=12), st.sampled_from(["2m", "0s", "{share}", "{x}", "say", "listen", "start", "a", "speaker"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 200),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["2m", "0s", "{share}", "{x}", "say", "listen", "start", "a", "speaker"]),
 )
-values = st.recursive(scalars, lambda kids: st.one_of(st.lists(kids, max_size=3),
-                                                      st.dictionaries(st.text(max_size=8), kids, max_size=3)),
-                      max_leaves=8)
+values = st.recursive(
+    scalars,
+    lambda kids: st.one_of(st.lists(kids, max_size=3), st.dictionaries(st.text(max_size=8), kids, max_size=3)),
+    max_leaves=8,
+)
 
 
 def check_loader(raw: bytes) -> None:
@@ -48,7 +54,7 @@ def test_byte_mutations_raise_only_script_errors(seed: bytes, data: st.DataObjec
         op = data.draw(st.sampled_from(["delete", "insert", "replace", "dup-line", "cut"]))
         at = data.draw(st.integers(0, max(0, len(raw) - 1)))
         if op == "delete" and raw:
-            del raw[at:at + data.draw(st.integers(1, 8))]
+            del raw[at : at + data.draw(st.integers(1, 8))]
         elif op == "insert":
             snippet = st.binary(min_size=1, max_size=4) | st.sampled_from([b":", b"- ", b"\n  ", b"{", b"}"])
             raw[at:at] = data.draw(snippet)

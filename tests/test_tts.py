@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice_guide.clips import voiced_rms_dbfs
 from voice_guide.errors import AudioFileError, SpeechEngineError
-from voice_guide.levels import PEAK_LIMIT_DBFS, TARGET_RMS_DBFS, Samples, peak_dbfs
-from voice_guide.tts import (
+from voice_guide.sound.clips import voiced_rms_dbfs
+from voice_guide.sound.levels import PEAK_LIMIT_DBFS, TARGET_RMS_DBFS, Samples, peak_dbfs
+from voice_guide.sound.speech.tts import (
     ClipCache,
     Pyttsx3Speaker,
     Speaker,
@@ -21,7 +21,7 @@ from voice_guide.tts import (
     default_cache_dir,
     list_voices,
 )
-from voice_guide.wavfile import read_wav
+from voice_guide.sound.wavfile import read_wav
 
 REPO = Path(__file__).resolve().parent.parent
 SESSION_HZ = 48_000
@@ -60,6 +60,7 @@ def test_fake_and_real_speakers_satisfy_the_protocol() -> None:
 
 
 # ---------------------------------------------------------------- cache (fake engine)
+
 
 def test_cache_calls_the_engine_once_per_distinct_prompt(tmp_path: Path) -> None:
     speaker = FakeSpeaker()
@@ -224,7 +225,7 @@ def test_stdout_still_works_after_speech(capfd: pytest.CaptureFixture[str]) -> N
 def test_speech_in_a_subprocess_with_piped_stdout_prints_nothing() -> None:
     # Block-buffered stdout (a pipe) is where a late flush would leak the engine's chatter.
     code = (
-        "from voice_guide.tts import Pyttsx3Speaker\n"
+        "from voice_guide.sound.speech.tts import Pyttsx3Speaker\n"
         "s = Pyttsx3Speaker()\n"
         "for t in ('a b', 'c d'): s.synthesize(t)\n"
     )
@@ -310,7 +311,7 @@ def test_missing_engine_is_an_error_with_an_install_hint(monkeypatch: pytest.Mon
 def test_pyttsx3_is_imported_only_when_the_engine_is_needed() -> None:
     code = (
         "import sys\n"
-        "from voice_guide.tts import ClipCache, Pyttsx3Speaker\n"
+        "from voice_guide.sound.speech.tts import ClipCache, Pyttsx3Speaker\n"
         "s = Pyttsx3Speaker(voice='whatever', rate_wpm=120)\n"
         "assert 'pyttsx3' not in sys.modules, 'imported too early'\n"
         "print(Pyttsx3Speaker().voice_id)\n"

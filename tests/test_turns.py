@@ -6,15 +6,16 @@ from collections.abc import Callable
 
 import pytest
 
+from voice_guide.live.turns import End, Remind, Turn, TurnTracker
 from voice_guide.script import Listen
-from voice_guide.turns import End, Remind, Turn, TurnTracker
 
-RATE = 1000          # 1 frame = 1 ms keeps the arithmetic readable
-TICK = 10            # one VAD decision per 10 ms
+RATE = 1000  # 1 frame = 1 ms keeps the arithmetic readable
+TICK = 10  # one VAD decision per 10 ms
 
 
-def run(step: Listen, speaking: Callable[[float], bool], mic: bool = True, start: int = 5000,
-        limit_s: float = 600) -> tuple[Turn, list[tuple[str, float]]]:
+def run(
+    step: Listen, speaking: Callable[[float], bool], mic: bool = True, start: int = 5000, limit_s: float = 600
+) -> tuple[Turn, list[tuple[str, float]]]:
     """Drive a tracker with speech as a function of seconds since the turn began."""
     tracker = TurnTracker(step, start, RATE, mic=mic)
     seen: list[tuple[str, float]] = []

@@ -1,4 +1,4 @@
-"""Tests for voice_guide.vad: levels, speech decisions on signals with known answers, real speech, claps."""
+"""Tests for voice_guide.live.vad: levels, speech decisions on signals with known answers, real speech, claps."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voice_guide.levels import SILENCE_DBFS, Samples, rms_dbfs
-from voice_guide.vad import (
+from voice_guide.live.vad import (
     FRAME_S,
     ClapDetector,
     VadConfig,
@@ -28,7 +27,8 @@ from voice_guide.vad import (
     frame_length,
     frame_levels_dbfs,
 )
-from voice_guide.wavfile import read_wav
+from voice_guide.sound.levels import SILENCE_DBFS, Samples, rms_dbfs
+from voice_guide.sound.wavfile import read_wav
 
 from . import vad_signals as vs
 
@@ -37,11 +37,13 @@ HANGOVER_S = VadConfig().hangover_s
 BACKGROUND_DBFS = -60.0
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
-needs_alsa = pytest.mark.skipif(not (vs.ALSA_DIR / "Front_Center.wav").exists(),
-                                reason="alsa-utils sounds are not installed")
+needs_alsa = pytest.mark.skipif(
+    not (vs.ALSA_DIR / "Front_Center.wav").exists(), reason="alsa-utils sounds are not installed"
+)
 
 
 # ---------------------------------------------------------------- signal helpers
+
 
 def db(dbfs: float) -> float:
     return float(10.0 ** (dbfs / 20.0))
@@ -66,7 +68,7 @@ def with_bursts(seconds: float, bursts: list[tuple[float, Samples]], rate: int =
     x = background(seconds, rate=rate)
     for start_s, burst in bursts:
         at = round(start_s * rate)
-        x[at: at + burst.size] += burst[: x.size - at]
+        x[at : at + burst.size] += burst[: x.size - at]
     return x
 
 
@@ -96,6 +98,7 @@ def burst_signal(rate: int = RATE) -> Samples:
 
 # ---------------------------------------------------------------- levels
 
+
 @pytest.mark.parametrize(("rate", "samples"), [(8000, 80), (16000, 160), (22050, 220), (44100, 441), (48000, 480)])
 def test_a_frame_is_10_ms_of_whole_samples(rate: int, samples: int) -> None:
     assert frame_length(rate) == samples
@@ -113,7 +116,7 @@ def test_a_sine_of_known_amplitude_has_a_known_level(rate: int, amplitude: float
     expected = 20 * math.log10(amplitude / math.sqrt(2))
     np.testing.assert_allclose(levels, expected, atol=0.01)
     n = frame_length(rate)
-    assert levels[7] == pytest.approx(rms_dbfs(x[7 * n: 8 * n]), abs=1e-3)
+    assert levels[7] == pytest.approx(rms_dbfs(x[7 * n : 8 * n]), abs=1e-3)
 
 
 def test_digital_silence_is_the_silence_level() -> None:
@@ -121,8 +124,9 @@ def test_digital_silence_is_the_silence_level() -> None:
     assert frame_levels_dbfs(np.zeros(100, np.float32), RATE).size == 0
 
 
-@pytest.mark.parametrize(("hz", "lo", "hi"),
-                         [(1000, -0.2, 0.2), (3000, -0.6, 0.2), (100, -200, -40), (20000, -200, -15)])
+@pytest.mark.parametrize(
+    ("hz", "lo", "hi"), [(1000, -0.2, 0.2), (3000, -0.6, 0.2), (100, -200, -40), (20000, -200, -15)]
+)
 def test_the_tracked_band_keeps_speech_and_drops_rumble_and_hiss(hz: float, lo: float, hi: float) -> None:
     x = tone(0.5, -20, hz=hz)
     band = VoiceDetector(RATE).band_levels_dbfs(x)
@@ -130,6 +134,7 @@ def test_the_tracked_band_keeps_speech_and_drops_rumble_and_hiss(hz: float, lo: 
 
 
 # ---------------------------------------------------------------- decisions on bursts
+
 
 def test_bursts_switch_the_detector_at_known_frames() -> None:
     x = burst_signal()
@@ -172,7 +177,7 @@ def test_a_gap_shorter_than_the_hangover_does_not_split_speech(gap_s: float) -> 
     assert len(segments) == 1
     decisions = VoiceDetector(RATE).push(x)
     on = first_true(decisions)
-    assert decisions[on: frame_of(2.8 + gap_s)].all()
+    assert decisions[on : frame_of(2.8 + gap_s)].all()
 
 
 def test_a_gap_longer_than_the_hangover_splits_speech() -> None:
@@ -192,17 +197,17 @@ def test_ignored_samples_are_silence_and_leave_the_floor_alone() -> None:
     # The guide speaks loudly from 2.0 to 3.0 s; a partner speaks from 4.0 s.
     x = with_bursts(6.0, [(2.0, tone(1.0, -15, am_hz=4)), (4.0, tone(0.8, -30, am_hz=4))])
     mask = np.zeros(x.size, dtype=np.bool_)
-    mask[round(2.0 * RATE): round(3.0 * RATE)] = True
+    mask[round(2.0 * RATE) : round(3.0 * RATE)] = True
     detector = VoiceDetector(RATE)
     first = detector.push(x[: round(1.9 * RATE)])
     floor = detector.noise_floor_dbfs
-    rest = detector.push(x[round(1.9 * RATE):], mask[round(1.9 * RATE):])
+    rest = detector.push(x[round(1.9 * RATE) :], mask[round(1.9 * RATE) :])
     decisions = np.concatenate((first, rest))
     assert not decisions[: frame_of(4.0)].any()
     assert first_true(decisions) <= frame_of(4.1)
     assert detector.noise_floor_dbfs == pytest.approx(floor, abs=1.0)
     # Without the mask the guide's voice is speech.
-    assert VoiceDetector(RATE).push(x)[frame_of(2.1): frame_of(2.9)].all()
+    assert VoiceDetector(RATE).push(x)[frame_of(2.1) : frame_of(2.9)].all()
 
 
 def test_an_echo_tail_after_ignored_samples_is_ignored_too() -> None:
@@ -210,7 +215,7 @@ def test_an_echo_tail_after_ignored_samples_is_ignored_too() -> None:
     echo = tone(0.1, -35, am_hz=4)
     x = with_bursts(4.0, [(2.0, tone(0.5, -15)), (2.5, echo)])
     mask = np.zeros(x.size, dtype=np.bool_)
-    mask[round(2.0 * RATE): round(2.5 * RATE)] = True
+    mask[round(2.0 * RATE) : round(2.5 * RATE)] = True
     assert not VoiceDetector(RATE).push(x, mask).any()
 
 
@@ -218,19 +223,19 @@ def test_ignoring_a_whole_block_works_like_a_mask() -> None:
     x = burst_signal()
     a, b = VoiceDetector(RATE), VoiceDetector(RATE)
     cut = round(2.1 * RATE) + 17
-    got_a = np.concatenate((a.push(x[:cut]), a.push(x[cut: cut + 4000], True), a.push(x[cut + 4000:])))
+    got_a = np.concatenate((a.push(x[:cut]), a.push(x[cut : cut + 4000], True), a.push(x[cut + 4000 :])))
     mask = np.zeros(x.size, dtype=np.bool_)
-    mask[cut: cut + 4000] = True
+    mask[cut : cut + 4000] = True
     np.testing.assert_array_equal(got_a, b.push(x, mask))
 
 
 def test_ignoring_a_moment_mid_speech_does_not_end_the_region() -> None:
     x = with_bursts(6.0, [(2.0, tone(2.0, -30, am_hz=4))])
     mask = np.zeros(x.size, dtype=np.bool_)
-    mask[round(2.8 * RATE): round(3.2 * RATE)] = True
+    mask[round(2.8 * RATE) : round(3.2 * RATE)] = True
     detector = VoiceDetector(RATE)
     decisions = detector.push(x, mask)
-    assert not decisions[frame_of(2.85): frame_of(3.15)].any()
+    assert not decisions[frame_of(2.85) : frame_of(3.15)].any()
     assert len(detector.regions()) == 1
 
 
@@ -243,12 +248,12 @@ def test_the_floor_adapts_to_a_louder_steady_background() -> None:
     assert detector.noise_floor_dbfs == pytest.approx(fan_band, abs=3.0)
     settle = VadConfig().steady_s + HANGOVER_S + 0.3
     assert decisions[: frame_of(4.0)].sum() == 0
-    assert decisions[frame_of(4.0):].sum() <= frame_of(settle)
-    assert not decisions[frame_of(4.0 + settle):].any()
+    assert decisions[frame_of(4.0) :].sum() <= frame_of(settle)
+    assert not decisions[frame_of(4.0 + settle) :].any()
     # ... and still hears speech over the fan.
     speech = tone(0.8, -25, am_hz=4)
     later = detector.push(background(3.0, -35.0, seed=7) + np.pad(speech, (RATE, 2 * RATE - speech.size)))
-    assert later[frame_of(1.1): frame_of(1.7)].all()
+    assert later[frame_of(1.1) : frame_of(1.7)].all()
 
 
 def test_a_slowly_rising_background_is_never_speech() -> None:
@@ -261,7 +266,7 @@ def test_a_slowly_rising_background_is_never_speech() -> None:
 def test_the_floor_falls_when_the_room_quietens() -> None:
     quiet_speech = tone(0.6, -45, am_hz=4)
     x = np.concatenate((background(4.0, -30.0), background(4.0, -65.0, seed=8)))
-    x[round(6.0 * RATE): round(6.0 * RATE) + quiet_speech.size] += quiet_speech
+    x[round(6.0 * RATE) : round(6.0 * RATE) + quiet_speech.size] += quiet_speech
     segments = detect_speech(x, RATE)
     assert [round(s.start_s, 1) for s in segments] == [6.0]
 
@@ -279,10 +284,18 @@ def test_config_rejects_an_exit_threshold_above_the_entry() -> None:
 
 # ---------------------------------------------------------------- streaming: any split, same answer
 
+
 @functools.cache
 def split_signal(rate: int) -> Samples:
-    x = with_bursts(4.0, [(1.2, tone(0.5, -30, rate, am_hz=4)), (2.2, tone(0.15, -20, rate)),
-                          (2.6, tone(0.9, -33, rate, hz=300, am_hz=3))], rate)
+    x = with_bursts(
+        4.0,
+        [
+            (1.2, tone(0.5, -30, rate, am_hz=4)),
+            (2.2, tone(0.15, -20, rate)),
+            (2.6, tone(0.9, -33, rate, hz=300, am_hz=3)),
+        ],
+        rate,
+    )
     return x
 
 
@@ -292,13 +305,16 @@ def pieces(n: int, cuts: list[int]) -> list[tuple[int, int]]:
 
 
 @settings(max_examples=40, deadline=None)
-@given(rate=st.sampled_from([16000, 44100, 48000]), cuts=st.lists(st.integers(0, 10**7), max_size=25),
-       ignore_at=st.integers(0, 3 * 44100), ignore_len=st.integers(0, 30000))
-def test_any_block_split_gives_identical_decisions(rate: int, cuts: list[int], ignore_at: int,
-                                                    ignore_len: int) -> None:
+@given(
+    rate=st.sampled_from([16000, 44100, 48000]),
+    cuts=st.lists(st.integers(0, 10**7), max_size=25),
+    ignore_at=st.integers(0, 3 * 44100),
+    ignore_len=st.integers(0, 30000),
+)
+def test_any_block_split_gives_identical_decisions(rate: int, cuts: list[int], ignore_at: int, ignore_len: int) -> None:
     x = split_signal(rate)
     mask = np.zeros(x.size, dtype=np.bool_)
-    mask[ignore_at: ignore_at + ignore_len] = True
+    mask[ignore_at : ignore_at + ignore_len] = True
     whole = VoiceDetector(rate)
     expected = whole.push(x, mask)
     split = VoiceDetector(rate)
@@ -311,6 +327,7 @@ def test_any_block_split_gives_identical_decisions(rate: int, cuts: list[int], i
 
 
 # ---------------------------------------------------------------- real speech
+
 
 @functools.cache
 def corpus() -> vs.Corpus:
@@ -360,7 +377,7 @@ def test_analyze_reports_a_spoken_sentence() -> None:
     assert json.loads(json.dumps(report)) == report
     assert report["sample_rate"] == RATE
     assert report["duration_s"] == pytest.approx(x.size / RATE, abs=0.001)
-    (start, end), = vs.speech_spans(speech, RATE)  # one phrase: its pauses are shorter than the hangover
+    ((start, end),) = vs.speech_spans(speech, RATE)  # one phrase: its pauses are shorter than the hangover
     assert len(report["speech"]) == 1
     assert report["speech"][0]["start_s"] == pytest.approx(1.5 + start / RATE, abs=0.05)
     assert report["speech"][0]["end_s"] == pytest.approx(1.5 + end / RATE, abs=0.1)
@@ -372,8 +389,11 @@ def test_analyze_counts_silence_before_between_and_after() -> None:
     report = analyze(burst_signal(), RATE)
     speech = report["speech"]
     assert len(speech) == 3
-    gaps = [speech[0]["start_s"], *(b["start_s"] - a["end_s"] for a, b in itertools.pairwise(speech)),
-            report["duration_s"] - speech[-1]["end_s"]]
+    gaps = [
+        speech[0]["start_s"],
+        *(b["start_s"] - a["end_s"] for a, b in itertools.pairwise(speech)),
+        report["duration_s"] - speech[-1]["end_s"],
+    ]
     assert report["longest_silence_s"] == pytest.approx(max(gaps), abs=0.002)
     assert report["talk_s"] == pytest.approx(sum(s["end_s"] - s["start_s"] for s in speech), abs=0.002)
 
@@ -386,6 +406,7 @@ def test_analyze_of_silence_has_no_speech() -> None:
 
 
 # ---------------------------------------------------------------- claps
+
 
 def clap_frames(x: Samples, rate: int = RATE) -> list[int]:
     return np.flatnonzero(ClapDetector(rate).push(x)).tolist()
@@ -412,7 +433,7 @@ def test_two_double_claps_are_two_events_and_a_third_clap_starts_afresh() -> Non
 
 def place_at(x: Samples, at_s: float, sound: Samples) -> Samples:
     at = round(at_s * RATE)
-    x[at: at + sound.size] += sound[: x.size - at]
+    x[at : at + sound.size] += sound[: x.size - at]
     return x
 
 
@@ -475,7 +496,7 @@ def test_claps_are_heard_over_background_noise() -> None:
 def test_claps_during_ignored_samples_are_not_claps() -> None:
     x = vs.claps_at([1.0, 1.4], 3.0, RATE)
     mask = np.zeros(x.size, dtype=np.bool_)
-    mask[round(0.9 * RATE): round(1.1 * RATE)] = True
+    mask[round(0.9 * RATE) : round(1.1 * RATE)] = True
     assert not ClapDetector(RATE).push(x, mask).any()
 
 
@@ -513,7 +534,7 @@ def test_a_double_clap_between_utterances_is_recognised() -> None:
     start, end = max(gaps, key=lambda g: g[1] - g[0])
     at_s = (start + end) / 2 / RATE - 0.3
     claps = vs.claps_at([0.0, 0.35], 0.8, RATE, noise_dbfs=None)
-    x[round(at_s * RATE): round(at_s * RATE) + claps.size] += claps
+    x[round(at_s * RATE) : round(at_s * RATE) + claps.size] += claps
     (hit,) = clap_frames(x)
     assert frame_of(at_s + 0.35 + 0.1) <= hit <= frame_of(at_s + 0.35 + 0.16)
 
@@ -526,8 +547,11 @@ def test_the_alsa_noise_sample_is_not_a_clap() -> None:
 
 # ---------------------------------------------------------------- purity
 
+
 def test_vad_imports_no_device_or_speech_engine() -> None:
-    code = ("import sys, voice_guide.vad; "
-            "print(sorted(m for m in ('sounddevice', 'pyttsx3', 'soxr') if m in sys.modules))")
+    code = (
+        "import sys, voice_guide.live.vad; "
+        "print(sorted(m for m in ('sounddevice', 'pyttsx3', 'soxr') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"

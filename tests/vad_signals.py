@@ -26,15 +26,23 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from voice_guide.clips import resample
-from voice_guide.levels import Samples
-from voice_guide.vad import VadConfig, frame_length, frame_levels_dbfs
-from voice_guide.wavfile import read_wav
+from voice_guide.live.vad import VadConfig, frame_length, frame_levels_dbfs
+from voice_guide.sound.clips import resample
+from voice_guide.sound.levels import Samples
+from voice_guide.sound.wavfile import read_wav
 
 ALSA_DIR = Path("/usr/share/sounds/alsa")
 # The spoken channel names; Noise.wav is not speech.
-ALSA_SPEECH = ("Front_Center", "Front_Left", "Front_Right", "Rear_Center", "Rear_Left", "Rear_Right",
-               "Side_Left", "Side_Right")
+ALSA_SPEECH = (
+    "Front_Center",
+    "Front_Left",
+    "Front_Right",
+    "Rear_Center",
+    "Rear_Left",
+    "Rear_Right",
+    "Side_Left",
+    "Side_Right",
+)
 ESPEAK_LINES = (
     ("en-us", "When you looked at your phone, I felt alone."),
     ("en-gb", "What I hear you saying is that you felt unseen."),
@@ -70,7 +78,7 @@ class Corpus:
         n = self.samples.size // frame_len
         out = np.zeros(n, dtype=np.bool_)
         for start, end in self.spans:
-            out[start // frame_len: -(-end // frame_len)] = True
+            out[start // frame_len : -(-end // frame_len)] = True
         return out
 
     def speech_power(self) -> float:
@@ -104,8 +112,9 @@ def steady_noise(n: int, sample_rate_hz: int, rng: np.random.Generator, kind: st
     return shaped.astype(np.float32)
 
 
-def speech_spans(clip: Samples, sample_rate_hz: int, range_db: float = LABEL_RANGE_DB,
-                 bridge_s: float = BRIDGE_S) -> list[tuple[int, int]]:
+def speech_spans(
+    clip: Samples, sample_rate_hz: int, range_db: float = LABEL_RANGE_DB, bridge_s: float = BRIDGE_S
+) -> list[tuple[int, int]]:
     """Return (start, end) samples of a clean clip's speech.
 
     Speech is every 10 ms frame within `range_db` of the clip's loudest frame, with
@@ -126,8 +135,13 @@ def speech_spans(clip: Samples, sample_rate_hz: int, range_db: float = LABEL_RAN
     return spans
 
 
-def place(clips: list[Samples], sample_rate_hz: int, seed: int = 1, lead_s: float = LEAD_S,
-          gap_range_s: tuple[float, float] = GAP_RANGE_S) -> Corpus:
+def place(
+    clips: list[Samples],
+    sample_rate_hz: int,
+    seed: int = 1,
+    lead_s: float = LEAD_S,
+    gap_range_s: tuple[float, float] = GAP_RANGE_S,
+) -> Corpus:
     """Lay clips end to end with random silent gaps; return the signal and labelled spans."""
     rng = np.random.default_rng(seed)
     parts: list[Samples] = [np.zeros(round(lead_s * sample_rate_hz), dtype=np.float32)]
@@ -156,8 +170,9 @@ def espeak_clips(sample_rate_hz: int) -> list[Samples]:
     with tempfile.TemporaryDirectory() as tmp:
         for i, (voice, text) in enumerate(ESPEAK_LINES):
             path = Path(tmp) / f"line{i}.wav"
-            subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), text], check=True, capture_output=True,
-                           timeout=60)
+            subprocess.run(
+                ["espeak-ng", "-v", voice, "-w", str(path), text], check=True, capture_output=True, timeout=60
+            )
             x, rate = read_wav(path)
             out.append(resample(x, rate, sample_rate_hz))
     return out
@@ -169,7 +184,7 @@ def speech_corpus(sample_rate_hz: int, seed: int = 1) -> Corpus:
     names = alsa_clips(sample_rate_hz)
     mixed: list[Samples] = []
     for i in range(max(len(speech), len(names))):
-        mixed += speech[i: i + 1] + names[i: i + 1]
+        mixed += speech[i : i + 1] + names[i : i + 1]
     return place(mixed, sample_rate_hz, seed)
 
 
@@ -178,7 +193,7 @@ def segments_to_frames(segments: list[tuple[float, float]], n_frames: int, sampl
     frame_s = frame_length(sample_rate_hz) / sample_rate_hz
     out = np.zeros(n_frames, dtype=np.bool_)
     for start_s, end_s in segments:
-        out[round(start_s / frame_s): round(end_s / frame_s)] = True
+        out[round(start_s / frame_s) : round(end_s / frame_s)] = True
     return out
 
 
@@ -190,15 +205,16 @@ def frame_f1(predicted: Frames, reference: Frames, collar_s: float = 0.0, frame_
     if reach:
         scored = np.ones(n, dtype=np.bool_)
         for edge in np.flatnonzero(np.diff(r.astype(np.int8), prepend=0, append=0)).tolist():
-            scored[max(0, edge - reach): edge + reach] = False
+            scored[max(0, edge - reach) : edge + reach] = False
         p, r = p[scored], r[scored]
     hits = int(np.count_nonzero(p & r))
     total = int(np.count_nonzero(p)) + int(np.count_nonzero(r))
     return 2.0 * hits / total if total else 1.0
 
 
-def onset_errors_s(predicted: Frames, reference: Frames, sample_rate_hz: int,
-                   quiet_before_s: float = 0.5) -> list[float]:
+def onset_errors_s(
+    predicted: Frames, reference: Frames, sample_rate_hz: int, quiet_before_s: float = 0.5
+) -> list[float]:
     """Return detected minus true onset in seconds for each utterance onset (after `quiet_before_s` of silence).
 
     The detected onset is the nearest one within 0.5 s; inf if there is none.
@@ -211,7 +227,7 @@ def onset_errors_s(predicted: Frames, reference: Frames, sample_rate_hz: int,
     quiet = round(quiet_before_s / frame_s)
     errors = []
     for t in true_on.tolist():
-        if ref[max(0, t - quiet): t].any():
+        if ref[max(0, t - quiet) : t].any():
             continue
         if got_on.size == 0:
             errors.append(float("inf"))
@@ -221,8 +237,9 @@ def onset_errors_s(predicted: Frames, reference: Frames, sample_rate_hz: int,
     return errors
 
 
-def clap(sample_rate_hz: int, rng: np.random.Generator, decay_s: float = 0.03, attack_s: float = 0.001,
-         peak: float = 0.5) -> Samples:
+def clap(
+    sample_rate_hz: int, rng: np.random.Generator, decay_s: float = 0.03, attack_s: float = 0.001, peak: float = 0.5
+) -> Samples:
     """Return one synthetic hand clap: broadband noise, linear `attack_s` rise, exponential fall.
 
     `decay_s` is the time the envelope takes to fall 40 dB.
@@ -235,8 +252,14 @@ def clap(sample_rate_hz: int, rng: np.random.Generator, decay_s: float = 0.03, a
     return (peak * burst / np.max(np.abs(burst))).astype(np.float32)
 
 
-def claps_at(times_s: list[float], duration_s: float, sample_rate_hz: int, seed: int = 3,
-             noise_dbfs: float | None = -60.0, **clap_args: float) -> Samples:
+def claps_at(
+    times_s: list[float],
+    duration_s: float,
+    sample_rate_hz: int,
+    seed: int = 3,
+    noise_dbfs: float | None = -60.0,
+    **clap_args: float,
+) -> Samples:
     """Return a signal of `duration_s` with a clap starting at each of `times_s`, over faint steady noise."""
     rng = np.random.default_rng(seed)
     n = round(duration_s * sample_rate_hz)
@@ -246,5 +269,5 @@ def claps_at(times_s: list[float], duration_s: float, sample_rate_hz: int, seed:
     for t in times_s:
         c = clap(sample_rate_hz, rng, **clap_args)
         at = round(t * sample_rate_hz)
-        out[at: at + c.size] += c[: n - at]
+        out[at : at + c.size] += c[: n - at]
     return out

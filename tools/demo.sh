@@ -7,7 +7,7 @@ vg=.venv/bin/voice-guide
 echo "The exercise library:"
 $vg list
 echo
-if .venv/bin/python -c "import sys; from voice_guide.audio import list_devices as found; \
+if .venv/bin/python -c "import sys; from voice_guide.live.audio import list_devices as found; \
 sys.exit(0 if any(d.outputs for d in found()) else 1)" 2>/dev/null; then
   echo "Playing timeout-breathing (space pauses, n skips, q quits)."
   $vg run timeout-breathing

@@ -8,6 +8,5 @@ eval "$(tools/pulse.sh env)"
 tools/pulse.sh start || { echo "run-tests: could not start PulseAudio" >&2; exit 1; }
 trap 'tools/pulse.sh stop' EXIT INT TERM
 export VG_AUDIO_TESTS=1  # tells the suite the virtual devices are up
-.venv/bin/ruff check voice_guide tests bench tools || exit 1
-.venv/bin/mypy || exit 1
+make --no-print-directory lint || exit 1
 .venv/bin/pytest "$@"

@@ -1,5 +1,5 @@
 """Allow `python -m voice_guide`."""
 
-from .cli import main
+from voice_guide.cli import main
 
 main()

@@ -1,0 +1,29 @@
+"""The Typer application every command module registers on, and the Env it carries."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from voice_guide.cli.env import PROG, Env
+
+app = typer.Typer(
+    name=PROG,
+    help="A hands-free guide for couples' empathy exercises: spoken prompts, chimes, breathing and listening turns.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback when something fails.")] = False,
+) -> None:
+    """voice-guide: eyes-closed empathy exercises for two."""
+
+
+def env_of(ctx: typer.Context) -> Env:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Env) else Env.from_process()

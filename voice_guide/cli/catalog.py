@@ -1,0 +1,228 @@
+"""Commands that read the library and the machine: list, show, check, new, voices, devices, analyze."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from voice_guide.cli.app import app, env_of
+from voice_guide.cli.build import plan
+from voice_guide.cli.env import PROG
+from voice_guide.cli.options import JsonOpt, NameA, NameB, ScriptArg, SetOpt
+from voice_guide.errors import ScriptError, UsageError, VoiceGuideError
+from voice_guide.live.audio import list_devices
+from voice_guide.live.vad import analyze as analyze_speech
+from voice_guide.script import Names, Script, expand, step_details, step_kind, step_label
+from voice_guide.script import load as load_script
+from voice_guide.script.durations import format_duration
+from voice_guide.sound.speech.tts import list_voices
+from voice_guide.sound.timeline import DEFAULT_RATE_HZ, estimated_length_frames, frames_to_s, place, total_s
+from voice_guide.sound.wavfile import read_wav
+
+
+def estimated_duration_s(script: Script) -> float:
+    placed = place(expand(script), estimated_length_frames(DEFAULT_RATE_HZ))
+    return total_s(placed, DEFAULT_RATE_HZ)
+
+
+@app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    as_json: JsonOpt = False,
+    tag: Annotated[str | None, typer.Option("--tag", help="Only exercises with this tag.")] = None,
+) -> None:
+    """List the exercises: built in and your own."""
+    env = env_of(ctx)
+    rows: list[dict[str, Any]] = []
+    for script_id, path in env.library().ids().items():
+        try:
+            script = load_script(path)
+        except ScriptError as exc:
+            env.note(f"{PROG}: warning: skipping {exc.one_line()}")
+            continue
+        if tag and tag not in script.tags:
+            continue
+        rows.append(
+            {
+                "id": script_id,
+                "title": script.title,
+                "summary": script.summary,
+                "tags": list(script.tags),
+                "duration_s": round(estimated_duration_s(script), 1),
+                "path": str(path),
+            }
+        )
+    if as_json:
+        env.out(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        env.note(f"no exercises{' tagged ' + repr(tag) if tag else ''}")
+        return
+    width = max(len(r["id"]) for r in rows)
+    for r in rows:
+        env.out(f"{r['id']:<{width}}  {format_duration(r['duration_s']):>6}  {r['title']}")
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    script: ScriptArg,
+    as_json: JsonOpt = False,
+    a: NameA = Names.a,
+    b: NameB = Names.b,
+    sets: SetOpt = None,
+) -> None:
+    """Show the planned schedule of an exercise (speech lengths are estimated)."""
+    env = env_of(ctx)
+    loaded, steps = plan(env, script, a, b, sets)
+    placed = place(steps, estimated_length_frames(DEFAULT_RATE_HZ))
+    rate = DEFAULT_RATE_HZ
+    rows = [
+        {
+            "index": p.index,
+            "kind": step_kind(p.step),
+            "start_s": round(frames_to_s(p.start_frame, rate), 3),
+            "duration_s": round(frames_to_s(p.length_frames, rate), 3),
+            **step_details(p.step),
+        }
+        for p in placed
+    ]
+    duration_s = total_s(placed, rate)
+    if as_json:
+        env.out(
+            json.dumps(
+                {"id": loaded.id, "title": loaded.title, "duration_s": round(duration_s, 3), "steps": rows},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    env.out(f"{loaded.title} ({loaded.id}), about {format_duration(duration_s)}")
+    env.out(loaded.summary)
+    env.out()
+    for p in placed:
+        start = frames_to_s(p.start_frame, rate)
+        env.out(f"{int(start // 60):3d}:{int(start % 60):02d}  {step_kind(p.step):<7} {step_label(p.step)}")
+
+
+@app.command()
+def check(
+    ctx: typer.Context,
+    paths: Annotated[list[str], typer.Argument(help="Script files or ids to validate.")],
+) -> None:
+    """Validate scripts: 'ok' per good file, one error line per bad one (exit 2 if any is bad)."""
+    env = env_of(ctx)
+    bad = 0
+    for name in paths:
+        try:
+            path = env.library().resolve(name)
+            script = load_script(path)
+        except VoiceGuideError as exc:
+            bad += 1
+            env.note(f"{PROG}: error: {exc.one_line()}")
+            continue
+        steps = expand(script)
+        plural = "" if len(steps) == 1 else "s"
+        env.out(f"ok {path}: {len(steps)} step{plural}, {format_duration(estimated_duration_s(script))}")
+    if bad:
+        raise typer.Exit(2)
+
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+STARTER = """\
+# {name}: your own exercise. The format is in docs/SCRIPT_FORMAT.md;
+# check it with:  voice-guide check {path}
+title: {title}
+summary: A short exercise of our own. One of us talks while the other listens, then we swap.
+tags: [mine]
+params:
+  share: 90s            # change it for one run with --set share=2m
+steps:
+  - say: Settle in and close your eyes if you like. {{a}} begins.
+  - chime: start
+  - repeat: 2
+    swap: true          # speaker and listener trade places after each pass
+    steps:
+      - say: "{{speaker}}, share what is on your mind. {{listener}}, just listen."
+      - listen: speaker
+        for: "{{share}}"
+        until_silence: 8s   # move on after 8 seconds of quiet
+        remind: 15s         # soft tick when 15 seconds remain
+      - chime: swap
+  - breathe: {{in: 4s, out: 6s, count: 3}}
+  - say: Thank each other.
+  - chime: end
+"""
+
+
+@app.command()
+def new(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The new script's id: lowercase letters, digits and dashes.")],
+) -> None:
+    """Write a commented starter script into your script folder and say where."""
+    env = env_of(ctx)
+    if not _ID.match(name):
+        raise UsageError(f"bad script name '{name}'", "lowercase letters, digits and dashes, e.g. our-check-in")
+    folder = env.dirs.scripts
+    path = folder / f"{name}.yaml"
+    if path.exists():
+        raise UsageError(f"{path} already exists", "pick another name or edit that file")
+    folder.mkdir(parents=True, exist_ok=True)
+    title = name.replace("-", " ").capitalize()
+    path.write_text(STARTER.format(name=name, path=path, title=title), encoding="utf-8")
+    env.out(f"wrote {path}")
+    env.note(f"edit it, then try: {PROG} show {name}")
+
+
+@app.command()
+def voices(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List the voices the speech engine offers."""
+    env = env_of(ctx)
+    found = list_voices()
+    if as_json:
+        env.out(json.dumps([{"id": v.id, "name": v.name, "languages": list(v.languages)} for v in found], indent=2))
+        return
+    for v in found:
+        env.out(f"{v.name:<30} {','.join(v.languages):<12} {v.id}")
+
+
+@app.command()
+def devices(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List sound devices (the default input is marked <, the default output >)."""
+    env = env_of(ctx)
+    found = list_devices()
+    if as_json:
+        env.out(json.dumps([vars(d) for d in found], indent=2))
+        return
+    if not found:
+        env.note("no sound devices found")
+    for d in found:
+        marks = ("<" if d.is_default_input else " ") + (">" if d.is_default_output else " ")
+        env.out(f"{marks} {d.index:3d} {d.name:<40} in {d.inputs:2d}  out {d.outputs:2d}  {d.default_rate_hz:.0f} Hz")
+
+
+@app.command()
+def analyze(
+    ctx: typer.Context,
+    wav: Annotated[Path, typer.Argument(help="A WAV file of speech.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the speech in a recording with the same detector the live player uses."""
+    env = env_of(ctx)
+    samples, rate = read_wav(wav)
+    report = analyze_speech(samples, rate)
+    if as_json:
+        env.out(json.dumps(report, indent=1))
+        return
+    env.out(
+        f"{wav}: {format_duration(report['duration_s'])}, speech {report['talk_s']:.1f}s "
+        f"in {len(report['speech'])} stretches, longest silence {report['longest_silence_s']:.1f}s"
+    )
+    for seg in report["speech"]:
+        env.out(f"  {seg['start_s']:8.2f} - {seg['end_s']:8.2f}")

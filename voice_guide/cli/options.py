@@ -1,0 +1,38 @@
+"""Options shared by several commands, defined once so every command spells and documents them alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+NameA = Annotated[str, typer.Option("--a", help="Name of the partner who starts (spoken as {a}).")]
+NameB = Annotated[str, typer.Option("--b", help="Name of the other partner (spoken as {b}).")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", metavar="NAME=VALUE", help="Override a script param, e.g. --set share=90s (repeatable)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+ScriptArg = Annotated[str, typer.Argument(help="A built-in id, one of your script ids, or a path.")]
+VoiceOpt = Annotated[str | None, typer.Option("--voice", help="Speech voice: an id or part of a name (see 'voices').")]
+RateOpt = Annotated[int, typer.Option("--rate", min=60, max=400, help="Speaking rate in words per minute.")]
+SampleRateOpt = Annotated[int, typer.Option("--sample-rate", min=8000, max=192000, help="Session sample rate in Hz.")]
+NoMicOpt = Annotated[bool, typer.Option("--no-mic", help="Do not listen; turns last their full time.")]
+HeadphonesOpt = Annotated[
+    bool, typer.Option("--headphones", help="The mic cannot hear the guide: listen even while it speaks.")
+]
+InputDeviceOpt = Annotated[str | None, typer.Option("--input-device", help="Microphone: index or part of its name.")]
+OutputDeviceOpt = Annotated[str | None, typer.Option("--output-device", help="Speaker: index or part of its name.")]
+LogOpt = Annotated[Path | None, typer.Option("--log", help="Write what happened, with exact times, as JSON.")]
+DEFAULT_WPM = 150
+PortOpt = Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port to listen on (0: any free one).")]
+BindOpt = Annotated[
+    str,
+    typer.Option(
+        "--bind",
+        help="Address to listen on: 127.0.0.1 (this device only, e.g. "
+        "through an SSH tunnel), or this device's LAN or VPN address.",
+    ),
+]
+CodeOpt = Annotated[str | None, typer.Option("--code", help="Pairing code (default: a fresh six-digit one).")]

@@ -1,0 +1,282 @@
+"""Commands that play a session live or offline: run, timeout; and the session runner host/join share."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from voice_guide.apart.scheduler import HostScheduler, JoinScheduler
+from voice_guide.cli.app import app, env_of
+from voice_guide.cli.build import clip_cache, open_io, parse_mic_channels, plan, progress
+from voice_guide.cli.env import PROG, Env
+from voice_guide.cli.options import (
+    DEFAULT_WPM,
+    HeadphonesOpt,
+    InputDeviceOpt,
+    LogOpt,
+    NameA,
+    NameB,
+    NoMicOpt,
+    OutputDeviceOpt,
+    RateOpt,
+    SampleRateOpt,
+    ScriptArg,
+    SetOpt,
+    VoiceOpt,
+)
+from voice_guide.errors import UsageError
+from voice_guide.journal.store import Journal, SessionInfo, journal_path
+from voice_guide.live.audio import AudioIO
+from voice_guide.live.display import Fanout, LiveDisplay, PlainDisplay
+from voice_guide.live.keys import KeyReader
+from voice_guide.live.recap import closing_line, summary
+from voice_guide.live.records import Command, SessionOptions, SessionResult
+from voice_guide.live.session import Session
+from voice_guide.live.startat import COUNTDOWN_TEXT, parse_start_at, wait_for_countdown
+from voice_guide.live.vad import ClapDetector, VoiceDetector
+from voice_guide.script import Names, Script, Step
+from voice_guide.script.durations import format_duration
+from voice_guide.sound.render import SessionClips
+from voice_guide.sound.render import prepare as prepare_clips
+from voice_guide.sound.speech.tts import ClipCache
+from voice_guide.sound.timeline import DEFAULT_RATE_HZ
+
+
+def _print_summary(env: Env, result: SessionResult, names: Names) -> dict[str, Any]:
+    figures = summary(result, {"a": names.a, "b": names.b})
+    talk = figures["talk_s"]
+    if result.turns and result.mic_used:
+        parts = [f"{who} talked {format_duration(seconds)}" for who, seconds in talk.items()]
+        if figures["balance"] is not None:
+            parts.append(f"{names.a}'s share {figures['balance'] * 100:.0f}%")
+        parts.append(f"longest pause {format_duration(figures['longest_pause_s'])}")
+        if figures["overrun_s"]:
+            parts.append(f"{format_duration(figures['overrun_s'])} over time")
+        if figures["interruptions"]:
+            parts.append(f"{figures['interruptions']} interruptions")
+        env.note("summary: " + ", ".join(parts))
+    if result.underruns or result.overruns:
+        env.note(f"{PROG}: audio: {result.underruns} underruns, {result.overruns} overruns")
+    return figures
+
+
+def _write_log(path: Path, result: SessionResult, figures: dict[str, Any], script: Script, rate: int) -> None:
+    doc = {
+        "script": script.id,
+        "title": script.title,
+        "sample_rate": rate,
+        "ended_by": result.ended_by,
+        "duration_s": result.length_s,
+        "underruns": result.underruns,
+        "overruns": result.overruns,
+        "input_drift_ppm": result.drift_ppm,
+        "mic": result.mic_used,
+        "events": [e.as_json() for e in result.events],
+        "summary": figures,
+    }
+    path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    script: ScriptArg,
+    a: NameA = Names.a,
+    b: NameB = Names.b,
+    sets: SetOpt = None,
+    voice: VoiceOpt = None,
+    rate: RateOpt = DEFAULT_WPM,
+    sample_rate: SampleRateOpt = DEFAULT_RATE_HZ,
+    no_mic: NoMicOpt = False,
+    headphones: HeadphonesOpt = False,
+    mic_file: Annotated[
+        Path | None, typer.Option("--mic-file", help="Run offline: read the microphone from this WAV.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run offline: write the output to this WAV.")] = None,
+    realtime: Annotated[bool, typer.Option("--realtime", help="Offline runs at real-time pace.")] = False,
+    log: LogOpt = None,
+    input_device: InputDeviceOpt = None,
+    output_device: OutputDeviceOpt = None,
+    mic_channels: Annotated[
+        str | None, typer.Option("--mic-channels", help="Two mics on one interface, e.g. a=1,b=2.")
+    ] = None,
+    quiet_summary: Annotated[
+        bool, typer.Option("--quiet-summary", help="Do not speak the closing line about who talked how long.")
+    ] = False,
+    record: Annotated[
+        Path | None,
+        typer.Option("--record", help="Also save the microphone to this WAV (the only way mic audio reaches disk)."),
+    ] = None,
+    start_at: Annotated[
+        str | None,
+        typer.Option(
+            "--start-at",
+            help="Wait and start exactly at this local time, HH:MM[:SS] (partners apart with synced clocks).",
+        ),
+    ] = None,
+) -> None:
+    """Play an exercise, listening to the microphone to know when each turn is over."""
+    env = env_of(ctx)
+    target = parse_start_at(start_at, datetime.now().astimezone()) if start_at else None
+    names = Names(a=a, b=b)
+    loaded, steps = plan(env, script, a, b, sets)
+    channels = parse_mic_channels(mic_channels)
+    if mic_file is not None and not mic_file.is_file():
+        raise UsageError(f"--mic-file {mic_file}: no such file", "a WAV file to use as the microphone")
+    cache = clip_cache(env, voice, rate, sample_rate)
+    with progress(env, "Preparing speech") as update:
+        prepare_clips(steps, cache, update)
+        if target is not None:
+            cache.get(COUNTDOWN_TEXT)
+    io = open_io(
+        env,
+        mic_file=mic_file,
+        out=out,
+        realtime=realtime,
+        no_mic=no_mic,
+        input_device=input_device,
+        output_device=output_device,
+        channels=max(channels.values(), default=0) + 1,
+        sample_rate_hz=sample_rate,
+    )
+    if record is not None:
+        env.note(
+            f"{PROG}: recording the microphone to {record}, as asked (--record)"
+            if io.input_channels
+            else f"{PROG}: --record: there is no microphone to record"
+        )
+    settings = {
+        "voice": voice,
+        "rate_wpm": rate,
+        "sample_rate": sample_rate,
+        "mic": not no_mic,
+        "headphones": headphones,
+        "set": list(sets or []),
+        "offline": mic_file is not None,
+    }
+
+    def closing(result: SessionResult) -> str | None:
+        return None if quiet_summary else closing_line(summary(result, {"a": names.a, "b": names.b}))
+
+    preroll_frames = 0
+    if target is not None:
+        preroll_frames = round(wait_for_countdown(target, env.note) * sample_rate)
+    live = env.stdout.isatty() and mic_file is None and out is None
+    play_session(
+        env,
+        loaded,
+        steps,
+        names,
+        cache,
+        io,
+        settings,
+        live=live,
+        options=SessionOptions(headphones=headphones, mic_channels=channels),
+        log=log,
+        closing=closing,
+        record=record,
+        preroll_frames=preroll_frames,
+    )
+
+
+def play_session(
+    env: Env,
+    loaded: Script,
+    steps: Sequence[Step],
+    names: Names,
+    cache: ClipCache,
+    io: AudioIO,
+    settings: dict[str, Any],
+    *,
+    live: bool,
+    options: SessionOptions,
+    log: Path | None,
+    closing: Callable[[SessionResult], str | None] | None = None,
+    record: Path | None = None,
+    preroll_frames: int = 0,
+    scheduler: HostScheduler | JoinScheduler | None = None,
+    commands: Callable[[Callable[[], list[Command]]], Callable[[], list[Command]]] | None = None,
+) -> SessionResult | None:
+    """Run one session with display, keys and journal; print the summary and write the log (run, host, join).
+
+    `scheduler` (apart mode) is attached to the session's clock; `commands` wraps the key reader.
+    Apart sessions do not listen for double claps: a pause on one device alone would part them.
+    """
+    sample_rate = cache.sample_rate_hz
+    display: Any = LiveDisplay(Console(file=env.stdout), None) if live else PlainDisplay(env.stdout)
+    journal = Journal(
+        journal_path(env.dirs.data), SessionInfo(loaded.id, loaded.title, names.a, names.b, settings), env.note
+    )
+    ended_by, result = "error", None
+    with KeyReader() as keys, display if live else contextlib.nullcontext():
+        session = Session(
+            steps,
+            SessionClips(cache, sample_rate),
+            io,
+            Fanout([display, journal]),
+            gate_factory=lambda: VoiceDetector(sample_rate),
+            claps=ClapDetector(sample_rate) if scheduler is None else None,
+            options=options,
+            commands=keys.poll if commands is None else commands(keys.poll),
+            closing=closing,
+            record_to=record,
+            preroll_frames=preroll_frames,
+            preroll_text=COUNTDOWN_TEXT if preroll_frames else None,
+            scheduler=scheduler,
+        )
+        if scheduler is not None:
+            scheduler.attach(session.clock)
+        try:
+            result = session.run()
+            ended_by = result.ended_by
+        except KeyboardInterrupt:
+            result, ended_by = session.result_so_far, "quit"
+            raise
+        finally:
+            partial = result or session.result_so_far
+            journal.close(ended_by, partial.length_s if partial else 0.0, partial.underruns if partial else 0)
+            if partial is not None:
+                figures = _print_summary(env, partial, names)
+                if log is not None:
+                    _write_log(log, partial, figures, loaded, sample_rate)
+    return result
+
+
+@app.command()
+def timeout(
+    ctx: typer.Context,
+    a: NameA = Names.a,
+    b: NameB = Names.b,
+    no_mic: NoMicOpt = False,
+) -> None:
+    """Start the timeout breathing exercise at once, for a heated moment."""
+    ctx.invoke(
+        run,
+        ctx=ctx,
+        script="timeout-breathing",
+        a=a,
+        b=b,
+        sets=None,
+        voice=None,
+        rate=DEFAULT_WPM,
+        sample_rate=DEFAULT_RATE_HZ,
+        no_mic=no_mic,
+        headphones=False,
+        mic_file=None,
+        out=None,
+        realtime=False,
+        log=None,
+        input_device=None,
+        output_device=None,
+        mic_channels=None,
+        quiet_summary=False,
+        record=None,
+        start_at=None,
+    )

@@ -1,0 +1,87 @@
+"""Commands that turn a script into sound ahead of time: render, prepare."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from voice_guide.cli.app import app, env_of
+from voice_guide.cli.build import clip_cache, plan, progress
+from voice_guide.cli.options import DEFAULT_WPM, NameA, NameB, RateOpt, SampleRateOpt, ScriptArg, SetOpt, VoiceOpt
+from voice_guide.errors import UsageError
+from voice_guide.script import Names, Step, expand
+from voice_guide.script.durations import format_duration
+from voice_guide.sound.encode import format_of, write_audio
+from voice_guide.sound.levels import Samples
+from voice_guide.sound.render import blocks, build, chapters, write_cues
+from voice_guide.sound.render import prepare as prepare_clips
+from voice_guide.sound.timeline import DEFAULT_RATE_HZ, frames_to_s
+
+
+@app.command()
+def render(
+    ctx: typer.Context,
+    script: ScriptArg,
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output file: .wav, .flac, .ogg, .mp3 or .m4a.")],
+    cues: Annotated[Path | None, typer.Option("--cues", help="Also write every event's timing as JSON.")] = None,
+    with_chapters: Annotated[bool, typer.Option("--chapters", help="Mark each step as a chapter.")] = False,
+    a: NameA = Names.a,
+    b: NameB = Names.b,
+    sets: SetOpt = None,
+    voice: VoiceOpt = None,
+    rate: RateOpt = DEFAULT_WPM,
+    sample_rate: SampleRateOpt = DEFAULT_RATE_HZ,
+) -> None:
+    """Render a whole session to an audio file (listen turns last their full 'for')."""
+    env = env_of(ctx)
+    format_of(out)  # fail on a bad extension before any work
+    loaded, steps = plan(env, script, a, b, sets)
+    cache = clip_cache(env, voice, rate, sample_rate)
+    with progress(env, "Preparing speech") as update:
+        timeline = build(steps, cache, update)
+    with progress(env, "Rendering") as update:
+        total = timeline.length_frames
+
+        def tracked() -> Iterator[Samples]:
+            done = 0
+            for block in blocks(timeline):
+                done += len(block)
+                update(done, total)
+                yield block
+
+        marks = chapters(timeline) if with_chapters else []
+        written = write_audio(out, tracked(), timeline.sample_rate_hz, marks, title=loaded.title)
+    if cues is not None:
+        write_cues(cues, timeline)
+        written.append(cues)
+    duration = format_duration(frames_to_s(timeline.length_frames, timeline.sample_rate_hz))
+    env.out(f"wrote {', '.join(str(p) for p in written)} ({duration})")
+
+
+@app.command()
+def prepare(
+    ctx: typer.Context,
+    script: Annotated[str | None, typer.Argument(help="A script id or path; leave out with --all.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Prepare every exercise in the library.")] = False,
+    a: NameA = Names.a,
+    b: NameB = Names.b,
+    voice: VoiceOpt = None,
+    rate: RateOpt = DEFAULT_WPM,
+    sample_rate: SampleRateOpt = DEFAULT_RATE_HZ,
+) -> None:
+    """Synthesize every spoken prompt ahead of time so sessions start at once."""
+    env = env_of(ctx)
+    if every == (script is not None):
+        raise UsageError("give one SCRIPT or --all", "for example: voice-guide prepare timeout-breathing")
+    names = list(env.library().ids()) if every else [script or ""]
+    steps: list[Step] = []
+    for name in names:
+        steps += expand(env.library().load(name), Names(a=a, b=b))
+    cache = clip_cache(env, voice, rate, sample_rate)
+    before = cache.synth_calls
+    with progress(env, "Preparing speech") as update:
+        count = prepare_clips(steps, cache, update)
+    env.out(f"{count} prompts ready ({cache.synth_calls - before} newly synthesized) in {cache.folder}")

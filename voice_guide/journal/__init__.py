@@ -1,0 +1,1 @@
+"""The journal: finished sessions in SQLite and the views drawn from it (plots, exports)."""

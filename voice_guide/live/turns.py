@@ -1,0 +1,187 @@
+"""A listen turn as a state machine over speech/silence decisions; pure.
+
+The session feeds one decision per VAD frame, stamped with the output frame at
+which that VAD frame ends, and acts on what `update` returns: a remind tick, or
+the end of the turn. Semantics follow docs/SCRIPT_FORMAT.md ("Listen semantics").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from voice_guide.script import Listen
+from voice_guide.sound.timeline import s_to_frames
+
+EndedBy = Literal["time", "silence", "grace", "skip", "quit"]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """What happened in one listen turn; seconds on the session's output timeline."""
+
+    who: str
+    planned_s: float
+    start_s: float
+    end_s: float
+    talk_s: float
+    first_speech_s: float | None  # from the turn's start; None if nobody spoke
+    longest_silence_s: float
+    overrun_s: float
+    ended_by: EndedBy
+    interruptions: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the record as LOG.json and the journal store it."""
+        return {
+            "who": self.who,
+            "planned_s": self.planned_s,
+            "start_s": self.start_s,
+            "end_s": self.end_s,
+            "talk_s": self.talk_s,
+            "first_speech_s": self.first_speech_s,
+            "longest_silence_s": self.longest_silence_s,
+            "overrun_s": self.overrun_s,
+            "ended_by": self.ended_by,
+            "interruptions": self.interruptions,
+        }
+
+
+@dataclass(frozen=True)
+class Remind:
+    """Play the soft remind tick now."""
+
+    frame: int
+
+
+@dataclass(frozen=True)
+class End:
+    """The turn is over at `frame`."""
+
+    frame: int
+    ended_by: EndedBy
+
+
+Action = Remind | End
+
+
+class TurnTracker:
+    """Decide when a listen turn ends from speech decisions; frames are output-clock frames."""
+
+    def __init__(self, step: Listen, start_frame: int, sample_rate_hz: int, mic: bool = True) -> None:
+        self.step = step
+        self.rate = sample_rate_hz
+        self.mic = mic
+        self.start_frame = start_frame
+        self.for_frames = s_to_frames(step.for_s, sample_rate_hz)
+
+        def frames(seconds: float | None) -> int | None:
+            return None if seconds is None or not mic else s_to_frames(seconds, sample_rate_hz)
+
+        self.until_silence = frames(step.until_silence_s)
+        self.wait = frames(step.wait_for_speech_s)
+        self.grace = frames(step.grace_s)
+        self.remind = None if step.remind_s is None else s_to_frames(step.remind_s, sample_rate_hz)
+        # With wait_for_speech the turn's clock starts at the first speech (or when the wait runs out).
+        self.clock_start: int | None = None if self.wait else start_frame
+        self.first_speech: int | None = None
+        self.silence_since: int | None = start_frame
+        self.talk_frames = 0
+        self.longest_silence = 0
+        self.interruptions = 0
+        self.reminded = False
+        self.grace_until: int | None = None
+        self.ended: End | None = None
+        self.last_frame = start_frame
+
+    @property
+    def deadline(self) -> int | None:
+        """Return the frame at which `for` runs out, once the clock has started."""
+        return None if self.clock_start is None else self.clock_start + self.for_frames
+
+    def update(self, frame: int, speaking: bool, quiet_since: int | None = None) -> list[Action]:
+        """Take the decision for the VAD frame ending at `frame`; return what to do now.
+
+        `quiet_since` is where the detector heard the last voiced sound: its hangover
+        reports silence late, and the turn counts silence from when talking really stopped.
+        """
+        if self.ended is not None:
+            return []
+        tick = max(0, frame - self.last_frame)
+        self.last_frame = frame
+        speaking = speaking and self.mic
+        actions: list[Action] = []
+        if speaking:
+            self.talk_frames += tick
+            if self.first_speech is None:
+                self.first_speech = frame - tick
+                if self.clock_start is None:
+                    self.clock_start = self.first_speech
+            self.silence_since = None
+        elif self.silence_since is None:
+            self.silence_since = frame - tick
+            if quiet_since is not None and self.first_speech is not None:
+                backdated = max(self.first_speech, min(quiet_since, frame - tick))
+                self.talk_frames -= self.silence_since - backdated
+                self.silence_since = backdated
+        if self.clock_start is None and self.wait is not None and frame >= self.start_frame + self.wait:
+            self.clock_start = self.start_frame + self.wait
+        silence = 0 if self.silence_since is None else frame - self.silence_since
+        if self.first_speech is not None:
+            self.longest_silence = max(self.longest_silence, silence)
+        deadline = self.deadline
+        if deadline is None:
+            return actions
+        if self.remind and not self.reminded and frame >= deadline - self.remind and self.grace_until is None:
+            self.reminded = True
+            actions.append(Remind(frame))
+        if self.grace_until is not None:
+            if not speaking or frame >= self.grace_until:
+                actions.append(self._end(frame, "grace"))
+        elif self.until_silence is not None and self.first_speech is not None and silence >= self.until_silence:
+            actions.append(self._end(frame, "silence"))
+        elif frame >= deadline:
+            if speaking and self.grace:
+                self.grace_until = deadline + self.grace
+            else:
+                actions.append(self._end(deadline, "time"))
+        return actions
+
+    def lose_mic(self) -> None:
+        """Carry on without the microphone: from now on the turn simply lasts `for`."""
+        self.mic = False
+        self.until_silence = self.grace = self.wait = None
+        if self.clock_start is None:
+            self.clock_start = self.start_frame
+
+    def count_interruption(self) -> None:
+        """Note that the listener talked over the speaker (two-microphone sessions)."""
+        self.interruptions += 1
+
+    def stop(self, frame: int, ended_by: EndedBy) -> End:
+        """End the turn from outside (a skip or quit) at `frame`."""
+        return self.ended or self._end(frame, ended_by)
+
+    def _end(self, frame: int, ended_by: EndedBy) -> End:
+        self.ended = End(frame, ended_by)
+        return self.ended
+
+    def record(self) -> Turn:
+        """Return the finished turn's record; call after the turn has ended."""
+        end = self.ended or End(self.last_frame, "quit")
+        rate = self.rate
+        clock = self.clock_start if self.clock_start is not None else self.start_frame
+        planned_end = clock + self.for_frames
+        silence = self.longest_silence if self.first_speech is not None else end.frame - self.start_frame
+        return Turn(
+            who=self.step.who_name if self.step.who in ("a", "b") else self.step.who,
+            planned_s=self.step.for_s,
+            start_s=self.start_frame / rate,
+            end_s=end.frame / rate,
+            talk_s=self.talk_frames / rate,
+            first_speech_s=None if self.first_speech is None else (self.first_speech - self.start_frame) / rate,
+            longest_silence_s=silence / rate,
+            overrun_s=max(0, end.frame - planned_end) / rate,
+            ended_by=end.ended_by,
+            interruptions=self.interruptions,
+        )

@@ -1,0 +1,199 @@
+"""Fill in names and `--set` values and unroll repeats: a `Script` becomes the flat steps the timeline places."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from voice_guide.errors import ScriptError, UsageError
+from voice_guide.script.durations import DURATION_HINT, parse_duration_s, spoken_duration
+from voice_guide.script.model import (
+    Breathe,
+    BreatheStep,
+    Chime,
+    ChimeStep,
+    Duration,
+    Listen,
+    ListenStep,
+    Names,
+    Param,
+    Pause,
+    PauseStep,
+    RepeatStep,
+    Say,
+    SayStep,
+    Script,
+    Step,
+    StepSpec,
+    Who,
+)
+
+
+def parse_overrides(pairs: Iterable[str], script: Script) -> dict[str, Param]:
+    """Turn `--set name=value` options into params; raise UsageError naming the option."""
+    result: dict[str, Param] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name:
+            raise UsageError(f"--set {pair}: expected name=value", "for example --set share=90s")
+        if name not in script.params:
+            known = ", ".join(script.params) or "none"
+            raise UsageError(f"--set {pair}: '{script.id}' has no param '{name}'", f"its params: {known}")
+        default = script.params[name]
+        seconds = parse_duration_s(value)
+        if default.duration_s is not None and not seconds:
+            raise UsageError(f"--set {pair}: '{value}' is not a duration", DURATION_HINT)
+        result[name] = Param(raw=value, duration_s=seconds, line=default.line)
+    return result
+
+
+@dataclass(frozen=True)
+class _Roles:
+    speaker: Literal["a", "b"] = "a"
+    round: int = 1
+    rounds: int = 1
+
+    @property
+    def listener(self) -> Literal["a", "b"]:
+        return "b" if self.speaker == "a" else "a"
+
+
+def expand(script: Script, names: Names = Names(), overrides: Mapping[str, Param] | None = None) -> tuple[Step, ...]:
+    """Unroll repeats, fill placeholders and params; return the steps in play order."""
+    params = {**script.params, **(overrides or {})}
+    out: list[Step] = []
+    _expand_into(out, script.steps, _Roles(), params, names, str(script.path))
+    return tuple(out)
+
+
+def _expand_into(
+    out: list[Step], steps: tuple[StepSpec, ...], roles: _Roles, params: Mapping[str, Param], names: Names, file: str
+) -> _Roles:
+    for spec in steps:
+        if isinstance(spec, RepeatStep):
+            for n in range(1, spec.count + 1):
+                inner = _Roles(roles.speaker, n, spec.count)
+                inner = _expand_into(out, spec.steps, inner, params, names, file)
+                roles = _Roles(inner.speaker, roles.round, roles.rounds)
+                if spec.swap:
+                    roles = _Roles(roles.listener, roles.round, roles.rounds)
+        else:
+            out.append(_concrete(spec, roles, params, names, file))
+    return roles
+
+
+def _concrete(spec: StepSpec, roles: _Roles, params: Mapping[str, Param], names: Names, file: str) -> Step:
+    def seconds(d: Duration) -> float:
+        if d.param is None:
+            return d.seconds or 0.0
+        value = params[d.param].duration_s
+        assert value is not None  # checked when loaded and when overridden
+        return value
+
+    def opt(d: Duration | None) -> float | None:
+        return None if d is None else seconds(d)
+
+    if isinstance(spec, SayStep):
+        return Say(_fill(spec.text, roles, params, names), spec.line)
+    if isinstance(spec, ChimeStep):
+        return Chime(spec.path.name if spec.path else spec.cue, spec.line, spec.path)
+    if isinstance(spec, PauseStep):
+        return Pause(seconds(spec.duration), spec.line)
+    if isinstance(spec, BreatheStep):
+        return Breathe(
+            seconds(spec.in_),
+            seconds(spec.hold),
+            seconds(spec.out),
+            seconds(spec.hold_out),
+            spec.count,
+            spec.counting,
+            spec.line,
+        )
+    assert isinstance(spec, ListenStep)
+    who = _resolve_who(spec.who, roles)
+    who_name = {"a": names.a, "b": names.b}.get(who, who)
+    listen = Listen(
+        who=who,
+        who_name=who_name,
+        for_s=seconds(spec.for_),
+        line=spec.line,
+        until_silence_s=opt(spec.until_silence),
+        wait_for_speech_s=opt(spec.wait_for_speech),
+        remind_s=opt(spec.remind),
+        grace_s=opt(spec.grace),
+    )
+    for option, value in (("until_silence", listen.until_silence_s), ("remind", listen.remind_s)):
+        if value is not None and value >= listen.for_s:
+            raise ScriptError(
+                f"{option} ({value:g}s) is not shorter than for ({listen.for_s:g}s)",
+                f"{option} must be shorter than the turn",
+                file=file,
+                line=spec.line,
+            )
+    return listen
+
+
+def _resolve_who(written: str, roles: _Roles) -> Who:
+    if written == "speaker":
+        return roles.speaker
+    if written == "listener":
+        return roles.listener
+    assert written in ("a", "b", "both", "anyone")
+    return written  # type: ignore[return-value]  # narrowed by the assert above
+
+
+def _fill(text: str, roles: _Roles, params: Mapping[str, Param], names: Names) -> str:
+    values: dict[str, str] = {
+        name: spoken_duration(p.duration_s) if p.duration_s is not None and not _is_plain_number(p.raw) else p.raw
+        for name, p in params.items()
+    }
+    role_name = {"a": names.a, "b": names.b}
+    values.update(
+        a=names.a,
+        b=names.b,
+        speaker=role_name[roles.speaker],
+        listener=role_name[roles.listener],
+        round=str(roles.round),
+        rounds=str(roles.rounds),
+    )
+    return text.format_map(values)
+
+
+def _is_plain_number(raw: str) -> bool:
+    try:
+        float(raw)
+    except ValueError:
+        return False
+    return True
+
+
+def step_kind(step: Step) -> str:
+    """Return the script keyword for a concrete step: say, chime, pause, listen or breathe."""
+    return type(step).__name__.lower()
+
+
+def step_details(step: Step) -> dict[str, Any]:
+    """Return the fields that describe a step to people and JSON: text, name or who."""
+    if isinstance(step, Say):
+        return {"text": step.text}
+    if isinstance(step, Chime):
+        return {"name": step.name}
+    if isinstance(step, Listen):
+        return {"who": step.who_name if step.who in ("a", "b") else step.who}
+    return {}
+
+
+def step_label(step: Step) -> str:
+    """Return a short human label for a step, as shown in lists and chapters."""
+    if isinstance(step, Say):
+        return step.text
+    if isinstance(step, Chime):
+        return f"{step.name} chime"
+    if isinstance(step, Pause):
+        return f"pause {spoken_duration(step.duration_s)}"
+    if isinstance(step, Listen):
+        who = step.who_name if step.who in ("a", "b") else step.who
+        return f"{who} talks (up to {spoken_duration(step.for_s)})"
+    return f"breathe {step.count} times"

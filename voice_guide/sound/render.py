@@ -1,0 +1,155 @@
+"""Turn an expanded plan into sound: gather every clip up front, compile the timeline, write files.
+
+Nothing is synthesized while a session plays: `prepare` fills the speech cache
+first (with a progress callback), then `SessionClips` serves clips from memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voice_guide.errors import AudioFileError
+from voice_guide.paths import audio_assets_dir
+from voice_guide.script import Chime, Pause, Step, step_label
+from voice_guide.sound.clips import condition, resample
+from voice_guide.sound.encode import Chapter
+from voice_guide.sound.levels import Samples
+from voice_guide.sound.speech.tts import ClipCache
+from voice_guide.sound.timeline import Event, Timeline, compile_timeline, frames_to_s, spoken_texts
+from voice_guide.sound.tones import BREATH_DIRECTIONS, breath_tone, synth_cue
+from voice_guide.sound.wavfile import read_wav
+
+Progress = Callable[[int, int], None]
+# Mixing and writing go block by block so the first samples reach the file at once.
+BLOCK_FRAMES = 48_000
+
+
+@dataclass
+class SessionClips:
+    """A ClipBank for one session: speech from the cache, cues from assets or files, all in memory."""
+
+    cache: ClipCache
+    sample_rate_hz: int
+    _memo: dict[tuple[str, str, int], Samples] = field(default_factory=dict)
+
+    def speech(self, text: str) -> Samples:
+        """Return the conditioned speech clip for `text`."""
+        key = ("speech", text, 0)
+        if key not in self._memo:
+            self._memo[key] = self.cache.get(text)
+        return self._memo[key]
+
+    def cue(self, name: str, path: Path | None = None) -> Samples:
+        """Return a cue: the shipped asset (or its generator) for a name, or a user's sound file."""
+        key = ("cue", str(path or name), 0)
+        if key not in self._memo:
+            self._memo[key] = self._load_cue(name, path)
+        return self._memo[key]
+
+    def breath(self, direction: str, n_frames: int) -> Samples:
+        """Return a breathing tone of exactly `n_frames`."""
+        key = ("breath", direction, n_frames)
+        if key not in self._memo:
+            if direction not in BREATH_DIRECTIONS:
+                raise ValueError(f"unknown breath direction {direction!r}")
+            self._memo[key] = breath_tone(direction, n_frames / self.sample_rate_hz, self.sample_rate_hz)
+        return self._memo[key]
+
+    def _load_cue(self, name: str, path: Path | None) -> Samples:
+        if path is not None:
+            return condition(*_read_any(path), self.sample_rate_hz)
+        asset = audio_assets_dir() / f"{name}.wav"
+        if asset.is_file():
+            samples, rate = read_wav(asset)
+            return samples if rate == self.sample_rate_hz else resample(samples, rate, self.sample_rate_hz)
+        return synth_cue(name, self.sample_rate_hz)
+
+
+def _read_any(path: Path) -> tuple[Samples, int]:
+    if path.suffix.lower() == ".wav":
+        return read_wav(path)
+    from pydub import AudioSegment  # only for a user's OGG cue; needs ffmpeg
+
+    try:
+        seg = AudioSegment.from_file(str(path)).set_channels(1).set_sample_width(2)
+    except Exception as exc:  # pydub surfaces ffmpeg failures as assorted exceptions
+        raise AudioFileError(f"cannot read cue file {path}: {exc}", "a WAV or OGG file that ffmpeg can read") from None
+    return np.array(seg.get_array_of_samples(), dtype=np.float32) / 32768.0, int(seg.frame_rate)
+
+
+def prepare(steps: Sequence[Step], cache: ClipCache, progress: Progress | None = None) -> int:
+    """Synthesize every prompt the steps will need that is not cached yet; return how many there are."""
+    texts = spoken_texts(steps)
+    cache.prepare(texts, progress)
+    return len(texts)
+
+
+def build(steps: Sequence[Step], cache: ClipCache, progress: Progress | None = None) -> Timeline:
+    """Prepare all clips, then compile the session's timeline."""
+    prepare(steps, cache, progress)
+    return compile_timeline(steps, SessionClips(cache, cache.sample_rate_hz))
+
+
+def blocks(timeline: Timeline, block_frames: int = BLOCK_FRAMES) -> Iterator[Samples]:
+    """Yield the mixed session in blocks of `block_frames` (the last may be shorter)."""
+    for start in range(0, timeline.length_frames, block_frames):
+        yield timeline.mix(start, min(block_frames, timeline.length_frames - start))
+
+
+def event_json(event: Event, rate: int) -> dict[str, Any]:
+    """Describe one event as CUES.json does."""
+    row: dict[str, Any] = {
+        "kind": event.kind,
+        "step": event.step,
+        "start_s": frames_to_s(event.start_frame, rate),
+        "end_s": frames_to_s(event.end_frame, rate),
+    }
+    for key in ("text", "name", "who"):
+        value = getattr(event, key)
+        if value is not None:
+            row[key] = value
+    return row
+
+
+def cues_json(timeline: Timeline) -> dict[str, Any]:
+    """Return the CUES.json document: every placed clip or window, exact to the sample."""
+    rate = timeline.sample_rate_hz
+    return {
+        "sample_rate": rate,
+        "duration_s": frames_to_s(timeline.length_frames, rate),
+        "events": [event_json(e, rate) for e in timeline.events],
+    }
+
+
+def write_cues(path: Path, timeline: Timeline) -> None:
+    """Write CUES.json."""
+    path.write_text(json.dumps(cues_json(timeline), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def chapters(timeline: Timeline) -> list[Chapter]:
+    """Return one chapter per prompt, turn and breathing exercise.
+
+    Chimes and pauses belong to the chapter before them, so a phone shows a
+    short list: where each instruction and each turn starts.
+    """
+    rate = timeline.sample_rate_hz
+    marks: list[tuple[int, str]] = []
+    for placed in timeline.steps:
+        if isinstance(placed.step, (Chime, Pause)) and marks:
+            continue
+        marks.append((placed.start_frame, _chapter_title(placed.step)))
+    ends = [start for start, _ in marks[1:]] + [timeline.length_frames]
+    return [
+        Chapter(frames_to_s(s, rate), frames_to_s(e, rate), title) for (s, title), e in zip(marks, ends, strict=True)
+    ]
+
+
+def _chapter_title(step: Step) -> str:
+    label = step_label(step)
+    return label if len(label) <= 60 else label[:57].rsplit(" ", 1)[0] + "..."
