@@ -40,7 +40,7 @@ from voice_guide.sound.speech.tts import ClipCache, Pyttsx3Speaker
 from voice_guide.sound.wavfile import read_wav
 
 from .conftest import record_monitor, spawn_cli, write
-from .test_session import Bank, Quiet
+from .support import Bank, Quiet
 
 RATE = 48_000
 IN_STEP = """\
@@ -209,7 +209,7 @@ def test_the_joiners_turn_ends_on_the_joiners_microphone(
     length, mine_length = turn["end_s"] - turn["start_s"], mine["end_s"] - mine["start_s"]
     assert length - 0.02 <= mine_length <= length + LEAD_S + 0.05, (turn, mine)
     rows = list_sessions(connect(journal_path(home / "data")))
-    assert [r["ended_by"] for r in rows[:2]] == ["complete", "complete"]
+    assert [r.ended_by for r in rows[:2]] == ["complete", "complete"]
 
 
 class Relay:
@@ -340,7 +340,7 @@ def test_a_wrong_code_is_refused_the_right_one_joins_and_a_quit_ends_both(
     assert "your partner ended the session" in host_err
     assert "Traceback" not in host_err + join_err
     rows = list_sessions(connect(journal_path(home / "data")))
-    assert [r["ended_by"] for r in rows[:2]] == ["quit", "quit"]
+    assert [r.ended_by for r in rows[:2]] == ["quit", "quit"]
 
 
 # ---------------------------------------------------------------- offline: the session's scheduler hook

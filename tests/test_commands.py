@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from voice_guide.live.recap import closing_line
+from voice_guide.live.recap import closing_line, recap
 from voice_guide.sound.tones import synth_cue
 from voice_guide.sound.wavfile import write_wav
 
@@ -75,10 +76,22 @@ def test_a_script_may_bring_its_own_cue_file(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_closing_line_is_kind_and_plain() -> None:
-    even = {"talk_s": {"Ann": 118.0, "Bo": 125.0}, "balance": 118 / 243}
-    assert closing_line(even) == "You each spoke for about 2 minutes. Thank you both."
-    uneven = {"talk_s": {"Ann": 200.0, "Bo": 40.0}, "balance": 200 / 240}
-    assert closing_line(uneven) == (
+    def turns(ann_s: float, bo_s: float) -> list[_Turn]:
+        return [_Turn("Ann", ann_s), _Turn("Bo", bo_s)]
+
+    assert (
+        closing_line(recap(turns(118.0, 125.0), "Ann", "Bo")) == "You each spoke for about 2 minutes. Thank you both."
+    )
+    assert closing_line(recap(turns(200.0, 40.0), "Ann", "Bo")) == (
         "Ann spoke for about 3 minutes 30 seconds, and Bo for about 40 seconds. Thank you both."
     )
-    assert closing_line({"talk_s": {"Ann": 0.0, "Bo": 1.0}, "balance": 0.0}) is None
+    assert closing_line(recap(turns(0.0, 1.0), "Ann", "Bo")) is None
+
+
+@dataclass(frozen=True)
+class _Turn:
+    who: str
+    talk_s: float
+    longest_silence_s: float = 0.0
+    overrun_s: float = 0.0
+    interruptions: int = 0

@@ -24,7 +24,7 @@ from voice_guide.sound.levels import Samples
 from voice_guide.sound.wavfile import write_wav
 
 from .conftest import REPO, write
-from .test_session import RATE, Bank, Quiet
+from .support import RATE, Bank, Quiet
 
 STEPS: list[Step] = [Say("Go.", 1), Listen("a", "Ann", 15.0, 2, until_silence_s=1.0), Say("Done.", 3)]
 
@@ -100,7 +100,7 @@ def test_a_device_failing_mid_session_leaves_the_journal_marked_error(tmp_path: 
     db = connect(journal_path(tmp_path))
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     row = list_sessions(db)[0]
-    assert row["ended_by"] == "error"
+    assert row.ended_by == "error"
     assert [r["kind"] for r in db.execute("SELECT kind FROM steps ORDER BY start_s")] == ["say", "pause", "say"]
 
 
@@ -137,4 +137,4 @@ def test_killing_the_sound_server_mid_run_is_one_line_exit_1(tmp_path: Path, hom
         "voice-guide: error: the sound device stopped responding (was it unplugged, or did the sound server stop?)"
     ]
     rows = list_sessions(connect(journal_path(home / "data")))
-    assert rows[0]["ended_by"] == "error"
+    assert rows[0].ended_by == "error"

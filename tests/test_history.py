@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import multiprocessing
 import os
@@ -12,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,9 @@ import numpy as np
 import pytest
 
 from voice_guide.journal.store import Journal, SessionInfo, connect, journal_path, list_sessions
+from voice_guide.journal.views import history_bars
+from voice_guide.live.records import StepRecord
+from voice_guide.live.turns import Turn
 
 from .conftest import CliResult, write
 
@@ -93,27 +99,94 @@ def test_offline_session_lands_in_the_journal(cli: Cli, tmp_path: Path, home: Pa
     rows = list_sessions(connect(journal_path(home / "data")))
     assert len(rows) == 1
     row = rows[0]
-    assert row["ended_by"] == "complete" and row["script"] == "two"
+    assert row.ended_by == "complete" and row.script == "two"
     turns = [e for e in log["events"] if e["kind"] == "listen"]
-    assert row["talk_s"]["Ann"] == pytest.approx(turns[0]["talk_s"], abs=1e-6)
-    assert row["talk_s"]["Bo"] == pytest.approx(turns[1]["talk_s"], abs=1e-6)
-    assert row["talk_s"]["Ann"] == pytest.approx(2.0, abs=0.35)
-    assert row["balance"] == pytest.approx(row["talk_s"]["Ann"] / sum(row["talk_s"].values()))
-    shown = json.loads(cli("history", "show", str(row["id"]), "--json").out)
+    assert row.recap.talk_s["Ann"] == pytest.approx(turns[0]["talk_s"], abs=1e-6)
+    assert row.recap.talk_s["Bo"] == pytest.approx(turns[1]["talk_s"], abs=1e-6)
+    assert row.recap.talk_s["Ann"] == pytest.approx(2.0, abs=0.35)
+    assert row.recap.balance == pytest.approx(row.recap.talk_s["Ann"] / row.recap.total_talk_s)
+    shown = json.loads(cli("history", "show", str(row.id), "--json").out)
     assert [s["kind"] for s in shown["steps"]] == ["say", "listen", "say", "listen", "chime"]
 
 
 def test_history_listing_json_csv_and_filters(cli: Cli, tmp_path: Path) -> None:
     assert run_offline(cli, tmp_path, [(2.0, 3.0)]).code == 0
     assert run_offline(cli, tmp_path, [(2.0, 3.0)]).code == 0
-    rows = json.loads(cli("history", "--json").out)
-    assert len(rows) == 2 and rows[0]["id"] > rows[1]["id"]
-    assert json.loads(cli("history", "--json", "--script", "nope").out) == []
-    assert json.loads(cli("history", "--json", "--since", "2999-01-01").out) == []
-    text = cli("history").out.splitlines()
-    assert text[0].startswith("last 30 days: 2 sessions")
-    assert cli("history", "--csv").out.splitlines()[0].startswith("id,started_at,script")
+    # Offline runs are tests of the program: listed only when asked, and marked.
+    assert json.loads(cli("history", "--json").out) == []
+    assert "add --tests" in cli("history").err
+    rows = json.loads(cli("history", "--json", "--tests").out)
+    assert len(rows) == 2 and rows[0]["id"] > rows[1]["id"] and all(r["test"] for r in rows)
+    assert json.loads(cli("history", "--json", "--tests", "--script", "nope").out) == []
+    assert json.loads(cli("history", "--json", "--tests", "--since", "2999-01-01").out) == []
+    assert "since 2999-01-01" in cli("history", "--tests", "--since", "2999-01-01").err
+    text = cli("history", "--tests").out.splitlines()
+    assert text[0].startswith("last 30 days: 0 sessions")  # tests never count in the totals
+    assert "(test)" in text[1]
+    assert cli("history", "--csv", "--tests").out.splitlines()[0].startswith("id,started_at,script")
     assert cli("history", "--since", "yesterday").code == 2
+
+
+def _journal_session(home: Path, name_a: str, turns: list[tuple[float, float]], started_at: str | None = None) -> int:
+    """Journal one real (not test) session directly, with (talk_s, longest_silence_s) per turn alternating a/b."""
+    journal = Journal(journal_path(home / "data"), SessionInfo("two", "Two turns", name_a, "Bo", {}), print)
+    assert journal.session_id is not None
+    for i, (talk_s, silence_s) in enumerate(turns):
+        who = name_a if i % 2 == 0 else "Bo"
+        turn = Turn(
+            who=who,
+            start_s=10.0 * i,
+            end_s=10.0 * i + 9,
+            planned_s=9.0,
+            talk_s=talk_s,
+            first_speech_s=0.5 if talk_s else None,
+            longest_silence_s=silence_s,
+            overrun_s=0.0,
+            ended_by="time",
+            interruptions=0,
+        )
+        journal.step_finished(StepRecord(i, "listen", f"{who} talks", 10.0 * i, 10.0 * i + 9, turn))
+    journal.close("complete", 120.0, 0)
+    if started_at is not None:
+        connect(journal_path(home / "data")).execute(
+            "UPDATE sessions SET started_at=? WHERE id=?", (started_at, journal.session_id)
+        )
+    return journal.session_id
+
+
+def test_history_shows_local_times_and_names_in_totals(cli: Cli, home: Path) -> None:
+    _journal_session(home, "Ann", [(60.0, 2.0), (60.0, 3.0)], started_at="2026-12-01T23:30:00+00:00")
+    text = cli("history").out.splitlines()
+    assert text[0] == "last 30 days: 1 session, 2 minutes, Ann's share of talking with Bo 50% on average"
+    local = datetime.fromisoformat("2026-12-01T23:30:00+00:00").astimezone().strftime("%Y-%m-%d %H:%M")
+    assert local in text[1]
+    row = json.loads(cli("history", "--json").out)[0]
+    assert datetime.fromisoformat(row["started_at"]).utcoffset() == datetime.now().astimezone().utcoffset()
+
+
+def test_every_view_of_a_session_reports_the_same_figures(cli: Cli, home: Path, tmp_path: Path) -> None:
+    # One turn nobody spoke in (60 s of silence) and one with a 5 s pause: the longest pause is 5 s everywhere.
+    sid = _journal_session(home, "Ann", [(0.0, 60.0), (20.0, 5.0)])
+    listing = json.loads(cli("history", "--json").out)[0]
+    shown = json.loads(cli("history", "show", str(sid), "--json").out)
+    for doc in (listing, shown):
+        assert doc["longest_pause_s"] == 5.0 and doc["talk_s"] == {"Ann": 0.0, "Bo": 20.0} and doc["balance"] == 0.0
+    assert "longest pause 5s" in cli("history", "show", str(sid)).out
+    rows = list(csv.DictReader(io.StringIO(cli("history", "--csv").out)))
+    assert float(rows[0]["longest_pause_s"]) == 5.0 and float(rows[0]["b_talk_s"]) == 20.0
+    exported = list(csv.DictReader(io.StringIO(cli("history", "export", str(sid), "--format", "csv").out)))
+    assert sum(float(r["talk_s"]) for r in exported) == 20.0
+    bars = history_bars(list_sessions(connect(journal_path(home / "data"))))
+    assert (bars[0].a_minutes, bars[0].b_minutes, bars[0].a_share_pct) == (0.0, 20.0 / 60, 0.0)
+
+
+def test_plot_labels_never_repeat_a_day_and_since_says_when_nothing_is_in_range(cli: Cli, home: Path) -> None:
+    for _ in range(5):
+        _journal_session(home, "Ann", [(30.0, 1.0), (20.0, 1.0)], started_at="2026-12-02T10:00:00+00:00")
+    labels = [b.label for b in history_bars(list_sessions(connect(journal_path(home / "data"))))]
+    assert len(set(labels)) == 5 and labels[0].endswith("#1") and labels[-1].endswith("#5")
+    result = cli("history", "plot", "-o", str(home / "h.png"), "--since", "2999-01-01")
+    assert result.code == 2 and "no sessions since 2999-01-01" in result.err and "run an exercise" not in result.err
 
 
 def test_exports_parse_back(cli: Cli, tmp_path: Path) -> None:
@@ -125,9 +198,6 @@ def test_exports_parse_back(cli: Cli, tmp_path: Path) -> None:
     assert float(fields[4]) > 0
     vtt = cli("history", "export", "1", "--format", "vtt").out
     assert vtt.startswith("WEBVTT") and vtt.count("-->") == 2
-    import csv
-    import io
-
     rows = list(csv.DictReader(io.StringIO(cli("history", "export", "1", "--format", "csv").out)))
     assert [r["who"] for r in rows] == ["Ann", "Bo"]
     assert cli("history", "export", "1", "--format", "mp4").code == 2
@@ -136,10 +206,10 @@ def test_exports_parse_back(cli: Cli, tmp_path: Path) -> None:
 def test_plots_are_real_pngs_that_follow_the_data(cli: Cli, tmp_path: Path) -> None:
     assert run_offline(cli, tmp_path, [(2.0, 4.0)]).code == 0
     first = tmp_path / "one.png"
-    assert cli("history", "plot", "-o", str(first)).code == 0
+    assert cli("history", "plot", "-o", str(first), "--tests").code == 0
     assert run_offline(cli, tmp_path, [(2.0, 5.0), (9.0, 12.0)]).code == 0
     second = tmp_path / "two.png"
-    assert cli("history", "plot", "-o", str(second)).code == 0
+    assert cli("history", "plot", "-o", str(second), "--tests").code == 0
     for png in (first, second):
         data = png.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
@@ -206,7 +276,7 @@ def test_ctrl_c_leaves_a_quit_session_with_its_finished_steps(tmp_path: Path, ho
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     rows = list_sessions(connect(journal_path(home / "data")))
-    assert rows[0]["ended_by"] == "quit"
+    assert rows[0].ended_by == "quit"
     db = connect(journal_path(home / "data"))
     kinds = [r["kind"] for r in db.execute("SELECT kind FROM steps ORDER BY start_s")]
     assert kinds[:3] == ["say", "pause", "say"]
@@ -222,7 +292,7 @@ def test_kill_9_leaves_an_intact_journal(tmp_path: Path, home: Path) -> None:
     db = connect(journal_path(home / "data"))
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert db.execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 3
-    assert list_sessions(db)[0]["ended_by"] == "unfinished"
+    assert list_sessions(db)[0].ended_by == "unfinished"
 
 
 def test_two_processes_write_at_once(tmp_path: Path, home: Path) -> None:
@@ -254,7 +324,7 @@ def test_two_processes_write_at_once(tmp_path: Path, home: Path) -> None:
         assert p.returncode == 0, err
         assert "journal is not being written" not in err, err
     rows = list_sessions(connect(journal_path(home / "data")))
-    assert len(rows) == 2 and all(r["ended_by"] == "complete" for r in rows)
+    assert len(rows) == 2 and all(r.ended_by == "complete" for r in rows)
 
 
 def test_unwritable_journal_warns_once_and_the_session_goes_on(cli: Cli, tmp_path: Path, home: Path) -> None:

@@ -12,7 +12,7 @@ from voice_guide.live.session import Session
 from voice_guide.script import Breathe, Chime, Listen, Pause, Say, Step
 from voice_guide.sound.timeline import compile_timeline
 
-from .test_session import RATE, Bank, Quiet
+from .support import RATE, Bank, Quiet
 
 PATTERN: list[Step] = [
     Say("Your turn now.", 1),

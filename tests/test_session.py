@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from voice_guide.live.audio import FileIO, NullIO
-from voice_guide.live.recap import summary
-from voice_guide.live.records import Command, SessionOptions, StepRecord
+from voice_guide.live.recap import recap
+from voice_guide.live.records import Command, SessionOptions
 from voice_guide.live.session import Session
 from voice_guide.live.vad import ClapDetector, VoiceDetector
 from voice_guide.script import Breathe, Chime, Listen, Pause, Say, Step
@@ -18,32 +17,7 @@ from voice_guide.sound.levels import Samples
 from voice_guide.sound.timeline import compile_timeline
 from voice_guide.sound.wavfile import read_wav, write_wav
 
-RATE = 16_000
-
-
-class Bank:
-    """Deterministic stand-in clips (the speech engine has its own tests)."""
-
-    sample_rate_hz = RATE
-
-    def speech(self, text: str) -> Samples:
-        t = np.arange(int(0.05 * RATE * len(text.split()) + 0.2 * RATE)) / RATE
-        return (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-
-    def cue(self, name: str, path: Path | None = None) -> Samples:
-        t = np.arange(int(0.3 * RATE)) / RATE
-        return (0.2 * np.sin(2 * np.pi * (500 + 10 * len(name)) * t) * np.exp(-8 * t)).astype(np.float32)
-
-    def breath(self, direction: str, n_frames: int) -> Samples:
-        return np.full(n_frames, 0.01 if direction == "in" else -0.01, dtype=np.float32)
-
-
-class Quiet:
-    def step_started(self, index: int, total: int, step: Step, start_s: float) -> None: ...
-    def step_finished(self, record: StepRecord) -> None: ...
-    def heard(self, level_dbfs: float, speaking: Mapping[str, bool]) -> None: ...
-    def note(self, message: str) -> None: ...
-
+from .support import RATE, Bank, Quiet, mic_with_speech
 
 STEPS: list[Step] = [
     Say("Welcome both of you.", 1),
@@ -53,26 +27,6 @@ STEPS: list[Step] = [
     Breathe(1.0, 0.5, 1.5, 0.0, 2, "tones", 5),
     Chime("end", 6),
 ]
-
-
-def speech_like(duration_s: float, seed: int = 1) -> Samples:
-    """Voiced-ish noise: band-limited bursts with syllable-rate modulation."""
-    rng = np.random.default_rng(seed)
-    n = int(duration_s * RATE)
-    noise = rng.standard_normal(n)
-    smooth = np.convolve(noise, np.ones(8) / 8, mode="same")
-    t = np.arange(n) / RATE
-    envelope = 0.6 + 0.4 * np.sin(2 * np.pi * 4 * t)
-    return (0.15 * smooth * envelope).astype(np.float32)
-
-
-def mic_with_speech(total_s: float, spans: list[tuple[float, float]]) -> Samples:
-    rng = np.random.default_rng(7)
-    mic = (0.0005 * rng.standard_normal(int(total_s * RATE))).astype(np.float32)
-    for i, (a, b) in enumerate(spans):
-        seg = speech_like(b - a, seed=i)
-        mic[int(a * RATE) : int(a * RATE) + len(seg)] += seg
-    return mic
 
 
 def run(
@@ -153,8 +107,8 @@ def test_pause_inserts_silence_and_shifts_the_rest(tmp_path: Path) -> None:
 
 def test_summary_balances_talk(tmp_path: Path) -> None:
     _, result, _ = run(tmp_path, STEPS, mic_with_speech(30, [(8, 9)]))
-    figures = summary(result, {"a": "Ann", "b": "Bo"})  # type: ignore[arg-type]
-    assert figures["balance"] in (None, 1.0)
+    figures = recap(result.turns, "Ann", "Bo")  # type: ignore[attr-defined]
+    assert figures.balance in (None, 1.0)
 
 
 def test_null_io_runs_as_fast_as_possible() -> None:

@@ -29,16 +29,41 @@ def _journal(env: Env) -> sqlite3.Connection:
     return connect(journal_path(env.dirs.data))
 
 
-def _since(value: str | None) -> str | None:
+def _since(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise UsageError(f"--since {value}: not a date", "use YYYY-MM-DD, e.g. --since 2026-11-01") from None
-    # The journal stores UTC; a plain date means midnight UTC.
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
+    # A plain date means midnight where the couple lives, not in UTC.
+    return moment if moment.tzinfo else moment.astimezone()
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _local(moment: datetime) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _nothing_found(env: Env, since: str | None, script: str | None, tests: bool) -> str:
+    """Say why a listing is empty: nothing at all, or nothing that matches."""
+    if not list_sessions(_journal(env), tests=True):
+        return "no sessions yet: run an exercise first"
+    wanted = [
+        f"since {since}" if since else "",
+        f"of {script}" if script else "",
+        "" if tests else "outside offline test runs (add --tests to see them)",
+    ]
+    return "no sessions " + " ".join(w for w in wanted if w)
+
+
+SinceOpt = Annotated[str | None, typer.Option("--since", help="Only sessions from this date (YYYY-MM-DD).")]
+TestsOpt = Annotated[
+    bool, typer.Option("--tests", help="Include offline test runs (--mic-file/--out) in lists, totals and plots.")
+]
 
 
 @history_app.callback()
@@ -46,16 +71,17 @@ def history(
     ctx: typer.Context,
     as_json: JsonOpt = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of text.")] = False,
-    since: Annotated[str | None, typer.Option("--since", help="Only sessions from this date (YYYY-MM-DD).")] = None,
+    since: SinceOpt = None,
     script: Annotated[str | None, typer.Option("--script", help="Only sessions of this exercise id.")] = None,
+    tests: TestsOpt = False,
 ) -> None:
     """List past sessions, newest first, with a line for the last 30 days on top."""
     if ctx.invoked_subcommand is not None:
         return
     env = env_of(ctx)
-    rows = list_sessions(_journal(env), _since(since), script)
+    rows = list_sessions(_journal(env), _since(since), script, tests=tests)
     if as_json:
-        env.out(json.dumps(rows, indent=1, ensure_ascii=False))
+        env.out(json.dumps([r.as_json() for r in rows], indent=1, ensure_ascii=False))
         return
     if as_csv:
         writer = csv.writer(env.stdout)
@@ -72,38 +98,47 @@ def history(
                 "b_talk_s",
                 "balance",
                 "longest_pause_s",
+                "test",
             ]
         )
         for r in rows:
             writer.writerow(
                 [
-                    r["id"],
-                    r["started_at"],
-                    r["script"],
-                    r["ended_by"],
-                    r["duration_s"],
-                    r["a"],
-                    r["talk_s"][r["a"]],
-                    r["b"],
-                    r["talk_s"][r["b"]],
-                    r["balance"],
-                    r["longest_pause_s"],
+                    r.id,
+                    r.started_at.astimezone().isoformat(timespec="seconds"),
+                    r.script,
+                    r.ended_by,
+                    r.duration_s,
+                    r.a,
+                    r.recap.talk_s[r.a],
+                    r.b,
+                    r.recap.talk_s[r.b],
+                    r.recap.balance,
+                    r.recap.longest_pause_s,
+                    int(r.is_test),
                 ]
             )
         return
-    month_ago = (datetime.now(UTC) - timedelta(days=30)).isoformat()
-    recent = [r for r in rows if r["started_at"] >= month_ago]
-    minutes = sum((r["duration_s"] or 0.0) for r in recent) / 60
-    balances = [r["balance"] for r in recent if r["balance"] is not None]
-    line = f"last 30 days: {len(recent)} sessions, {minutes:.0f} minutes"
-    if balances:
-        line += f", first partner's share of talking {sum(balances) / len(balances) * 100:.0f}% on average"
+    if not rows:
+        env.note(_nothing_found(env, since, script, tests))
+        return
+    month_ago = datetime.now(UTC) - timedelta(days=30)
+    recent = [r for r in rows if r.started_at >= month_ago and not r.is_test]
+    minutes = sum((r.duration_s or 0.0) for r in recent) / 60
+    line = f"last 30 days: {_plural(len(recent), 'session')}, {_plural(round(minutes), 'minute')}"
+    shares: dict[tuple[str, str], list[float]] = {}
+    for r in recent:
+        if r.recap.balance is not None:
+            shares.setdefault((r.a, r.b), []).append(r.recap.balance)
+    for (a, b), balances in shares.items():
+        line += f", {a}'s share of talking with {b} {sum(balances) / len(balances) * 100:.0f}% on average"
     env.out(line)
     for r in rows:
-        talk = ", ".join(f"{who} {format_duration(sec)}" for who, sec in r["talk_s"].items())
+        talk = ", ".join(f"{who} {format_duration(sec)}" for who, sec in r.recap.talk_s.items())
+        ended = f"{r.ended_by} (test)" if r.is_test else r.ended_by
         env.out(
-            f"{r['id']:4d}  {r['started_at'][:16].replace('T', ' ')}  {r['script']:<24} {r['ended_by']:<10} "
-            f"{format_duration(r['duration_s'] or 0):>6}  {talk}"
+            f"{r.id:4d}  {_local(r.started_at)}  {r.script:<24} {ended:<16} "
+            f"{format_duration(r.duration_s or 0):>6}  {talk}"
         )
 
 
@@ -121,29 +156,35 @@ def history_show(
         plot_session(session, plot)
         env.note(f"wrote {plot}")
     if as_json:
-        env.out(json.dumps(session, indent=1, ensure_ascii=False))
+        env.out(json.dumps(session.as_json(), indent=1, ensure_ascii=False))
         return
-    env.out(f"{session['title']} ({session['script']}), {session['started_at']}, {session['ended_by']}")
-    for step in session["steps"]:
-        line = f"{format_duration(step['start_s']):>6}  {step['kind']:<7} {step['label']}"
-        if step["kind"] == "listen":
-            line += f"  [{step['who']} talked {step['talk_s'] or 0:.0f}s, {step['ended_by']}]"
-        elif step["skipped"]:
+    test = ", an offline test run" if session.is_test else ""
+    env.out(f"{session.title} ({session.script}), {_local(session.started_at)}, {session.ended_by}{test}")
+    for step in session.steps:
+        line = f"{format_duration(step.start_s):>6}  {step.kind:<7} {step.label}"
+        if step.kind == "listen":
+            line += f"  [{step.who} talked {step.talk_s or 0:.0f}s, {step.ended_by}]"
+        elif step.skipped:
             line += "  (skipped)"
         env.out(line)
+    figures = session.recap
+    if any(s.kind == "listen" for s in session.steps):
+        talk = ", ".join(f"{who} talked {format_duration(sec)}" for who, sec in figures.talk_s.items())
+        env.out(f"summary: {talk}, longest pause {format_duration(figures.longest_pause_s)}")
 
 
 @history_app.command("plot")
 def history_plot(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option("-o", "--out", help="The PNG to write.")] = Path("history.png"),
-    since: Annotated[str | None, typer.Option("--since", help="Only sessions from this date (YYYY-MM-DD).")] = None,
+    since: SinceOpt = None,
+    tests: TestsOpt = False,
 ) -> None:
-    """Draw talk minutes per partner per session over time, with the balance line."""
+    """Draw talk minutes per partner per session over time, with the share line."""
     env = env_of(ctx)
-    rows = list_sessions(_journal(env), _since(since))
+    rows = list_sessions(_journal(env), _since(since), tests=tests)
     if not rows:
-        raise UsageError("no sessions to draw yet", "run an exercise first")
+        raise UsageError(_nothing_found(env, since, None, tests), "leave out --since, or add --tests")
     plot_history(rows, out)
     env.out(f"wrote {out}")
 

@@ -36,7 +36,7 @@ from voice_guide.journal.store import Journal, SessionInfo, journal_path
 from voice_guide.live.audio import AudioIO
 from voice_guide.live.display import Fanout, LiveDisplay, PlainDisplay
 from voice_guide.live.keys import KeyReader
-from voice_guide.live.recap import closing_line, summary
+from voice_guide.live.recap import Recap, closing_line, recap
 from voice_guide.live.records import Command, SessionOptions, SessionResult
 from voice_guide.live.session import Session
 from voice_guide.live.startat import COUNTDOWN_TEXT, parse_start_at, wait_for_countdown
@@ -49,25 +49,25 @@ from voice_guide.sound.speech.tts import ClipCache
 from voice_guide.sound.timeline import DEFAULT_RATE_HZ
 
 
-def _print_summary(env: Env, result: SessionResult, names: Names) -> dict[str, Any]:
-    figures = summary(result, {"a": names.a, "b": names.b})
-    talk = figures["talk_s"]
+def _print_summary(env: Env, result: SessionResult, names: Names) -> Recap:
+    figures = recap(result.turns, names.a, names.b)
     if result.turns and result.mic_used:
-        parts = [f"{who} talked {format_duration(seconds)}" for who, seconds in talk.items()]
-        if figures["balance"] is not None:
-            parts.append(f"{names.a}'s share {figures['balance'] * 100:.0f}%")
-        parts.append(f"longest pause {format_duration(figures['longest_pause_s'])}")
-        if figures["overrun_s"]:
-            parts.append(f"{format_duration(figures['overrun_s'])} over time")
-        if figures["interruptions"]:
-            parts.append(f"{figures['interruptions']} interruptions")
+        parts = [f"{who} talked {format_duration(seconds)}" for who, seconds in figures.talk_s.items()]
+        if figures.balance is not None:
+            parts.append(f"{names.a}'s share {figures.balance * 100:.0f}%")
+        parts.append(f"longest pause {format_duration(figures.longest_pause_s)}")
+        if figures.overrun_s:
+            parts.append(f"{format_duration(figures.overrun_s)} over time")
+        if figures.interruptions:
+            count = figures.interruptions
+            parts.append(f"{count} interruption{'' if count == 1 else 's'}")
         env.note("summary: " + ", ".join(parts))
     if result.underruns or result.overruns:
         env.note(f"{PROG}: audio: {result.underruns} underruns, {result.overruns} overruns")
     return figures
 
 
-def _write_log(path: Path, result: SessionResult, figures: dict[str, Any], script: Script, rate: int) -> None:
+def _write_log(path: Path, result: SessionResult, figures: Recap, script: Script, rate: int) -> None:
     doc = {
         "script": script.id,
         "title": script.title,
@@ -79,7 +79,7 @@ def _write_log(path: Path, result: SessionResult, figures: dict[str, Any], scrip
         "input_drift_ppm": result.drift_ppm,
         "mic": result.mic_used,
         "events": [e.as_json() for e in result.events],
-        "summary": figures,
+        "summary": figures.as_json(),
     }
     path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -159,11 +159,11 @@ def run(
         "mic": not no_mic,
         "headphones": headphones,
         "set": list(sets or []),
-        "offline": mic_file is not None,
+        "offline": mic_file is not None or out is not None,
     }
 
     def closing(result: SessionResult) -> str | None:
-        return None if quiet_summary else closing_line(summary(result, {"a": names.a, "b": names.b}))
+        return None if quiet_summary else closing_line(recap(result.turns, names.a, names.b))
 
     preroll_frames = 0
     if target is not None:
@@ -212,7 +212,9 @@ def play_session(
     sample_rate = cache.sample_rate_hz
     display: Any = LiveDisplay(Console(file=env.stdout), None) if live else PlainDisplay(env.stdout)
     journal = Journal(
-        journal_path(env.dirs.data), SessionInfo(loaded.id, loaded.title, names.a, names.b, settings), env.note
+        journal_path(env.dirs.data),
+        SessionInfo(loaded.id, loaded.title, names.a, names.b, settings, is_test=bool(settings.get("offline"))),
+        env.note,
     )
     ended_by, result = "error", None
     with KeyReader() as keys, display if live else contextlib.nullcontext():

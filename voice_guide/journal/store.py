@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from voice_guide.errors import UsageError, VoiceGuideError
-from voice_guide.live.records import StepRecord
-from voice_guide.script import Step
+from voice_guide.live.recap import Recap, recap
+from voice_guide.live.records import QuietObserver, StepRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
 
 _MIGRATIONS: dict[int, str] = {
@@ -59,6 +59,8 @@ _MIGRATIONS: dict[int, str] = {
         );
         CREATE INDEX sessions_started ON sessions(started_at);
     """,
+    # Offline runs (--mic-file, --out) are tests of the program, not a couple's sessions.
+    2: "ALTER TABLE sessions ADD COLUMN is_test INTEGER NOT NULL DEFAULT 0",
 }
 
 
@@ -153,9 +155,10 @@ class SessionInfo:
     name_a: str
     name_b: str
     settings: Mapping[str, Any]
+    is_test: bool = False
 
 
-class Journal:
+class Journal(QuietObserver):
     """Writes one session as it goes; an Observer for the session loop.
 
     A journal that cannot be written (read-only folder, full disk) warns once and
@@ -171,8 +174,17 @@ class Journal:
         try:
             self._db = connect(path)
             cur = self._db.execute(
-                "INSERT INTO sessions (script_id, title, name_a, name_b, settings, started_at) VALUES (?,?,?,?,?,?)",
-                (info.script_id, info.title, info.name_a, info.name_b, json.dumps(dict(info.settings)), _now()),
+                "INSERT INTO sessions (script_id, title, name_a, name_b, settings, started_at, is_test)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (
+                    info.script_id,
+                    info.title,
+                    info.name_a,
+                    info.name_b,
+                    json.dumps(dict(info.settings)),
+                    _now(),
+                    int(info.is_test),
+                ),
             )
             self.session_id = cur.lastrowid
         except (JournalError, sqlite3.Error, OSError) as exc:
@@ -183,16 +195,7 @@ class Journal:
         self.warn(f"warning: the journal is not being written ({message}); the session goes on")
         self._db = None
 
-    # Observer methods
-    def step_started(self, index: int, total: int, step: Step, start_s: float) -> None:
-        """Nothing to store until a step is finished."""
-
-    def heard(self, level_dbfs: float, speaking: Mapping[str, bool]) -> None:
-        """Levels are never stored."""
-
-    def note(self, message: str) -> None:
-        """Notes are not stored."""
-
+    # Only finished steps are stored: never levels, notes or audio.
     def step_finished(self, record: StepRecord) -> None:
         """Commit the finished step at once."""
         if self._db is None:
@@ -240,64 +243,171 @@ class Journal:
 # ---------------------------------------------------------------- reading
 
 
-def _session_row(db: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
-    turns = db.execute(
-        "SELECT who, SUM(talk_s) AS talk, MAX(longest_silence_s) AS pause, SUM(overrun_s) AS overrun,"
-        " SUM(interruptions) AS interruptions FROM steps WHERE session_id=? AND kind='listen'"
-        " GROUP BY who",
-        (row["id"],),
-    ).fetchall()
-    talk = {row["name_a"]: 0.0, row["name_b"]: 0.0}
-    for t in turns:
-        if t["who"] in talk:
-            talk[t["who"]] += t["talk"] or 0.0
-    total = sum(talk.values())
-    return {
-        "id": row["id"],
-        "script": row["script_id"],
-        "title": row["title"],
-        "a": row["name_a"],
-        "b": row["name_b"],
-        "started_at": row["started_at"],
-        "ended_at": row["ended_at"],
-        "ended_by": row["ended_by"] or "unfinished",
-        "duration_s": row["duration_s"],
-        "talk_s": talk,
-        "balance": talk[row["name_a"]] / total if total else None,
-        "longest_pause_s": max((t["pause"] or 0.0 for t in turns), default=0.0),
-        "overrun_s": sum(t["overrun"] or 0.0 for t in turns),
-        "interruptions": sum(t["interruptions"] or 0 for t in turns),
-        "settings": json.loads(row["settings"]),
-    }
+@dataclass(frozen=True)
+class StepRow:
+    """One journaled step; the turn's figures are None for steps that are not listen turns."""
+
+    index: int
+    kind: str
+    label: str
+    start_s: float
+    end_s: float
+    skipped: bool
+    who: str | None
+    planned_s: float | None
+    talk_s: float | None
+    first_speech_s: float | None
+    longest_silence_s: float | None
+    overrun_s: float | None
+    ended_by: str | None
+    interruptions: int | None
+
+    def as_json(self) -> dict[str, object]:
+        """Describe the step as `history show --json` prints it."""
+        row = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        row["idx"] = row.pop("index")
+        return row
 
 
-def list_sessions(db: sqlite3.Connection, since: str | None = None, script: str | None = None) -> list[dict[str, Any]]:
-    """Return session summaries, newest first."""
+@dataclass(frozen=True)
+class _TurnOf:
+    """A journaled listen turn as the recap reads it."""
+
+    who: str
+    talk_s: float
+    longest_silence_s: float
+    overrun_s: float
+    interruptions: int
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    """One journaled session with its recap; `steps` is filled only by `get_session`."""
+
+    id: int
+    script: str
+    title: str
+    a: str
+    b: str
+    started_at: datetime  # aware; stored in UTC, shown in the local zone
+    ended_at: datetime | None
+    ended_by: str  # complete, quit, error, or unfinished (killed or still running)
+    duration_s: float | None
+    is_test: bool  # an offline run (--mic-file/--out), left out of totals and plots
+    recap: Recap
+    settings: Mapping[str, object]
+    steps: tuple[StepRow, ...] = ()
+
+    def as_json(self) -> dict[str, object]:
+        """Describe the session as `history --json` prints it (times in the local zone, with offset)."""
+        doc: dict[str, object] = {
+            "id": self.id,
+            "script": self.script,
+            "title": self.title,
+            "a": self.a,
+            "b": self.b,
+            "started_at": _local_iso(self.started_at),
+            "ended_at": _local_iso(self.ended_at) if self.ended_at else None,
+            "ended_by": self.ended_by,
+            "duration_s": self.duration_s,
+            "test": self.is_test,
+            **self.recap.as_json(),
+            "settings": dict(self.settings),
+        }
+        if self.steps:
+            doc["steps"] = [s.as_json() for s in self.steps]
+        return doc
+
+
+def _local_iso(moment: datetime) -> str:
+    return moment.astimezone().isoformat(timespec="seconds")
+
+
+def _moment(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _step_row(row: sqlite3.Row) -> StepRow:
+    return StepRow(
+        index=row["idx"],
+        kind=row["kind"],
+        label=row["label"],
+        start_s=row["start_s"],
+        end_s=row["end_s"],
+        skipped=bool(row["skipped"]),
+        who=row["who"],
+        planned_s=row["planned_s"],
+        talk_s=row["talk_s"],
+        first_speech_s=row["first_speech_s"],
+        longest_silence_s=row["longest_silence_s"],
+        overrun_s=row["overrun_s"],
+        ended_by=row["ended_by"],
+        interruptions=row["interruptions"],
+    )
+
+
+def _turns(steps: Sequence[StepRow]) -> list[_TurnOf]:
+    return [
+        _TurnOf(s.who or "", s.talk_s or 0.0, s.longest_silence_s or 0.0, s.overrun_s or 0.0, s.interruptions or 0)
+        for s in steps
+        if s.kind == "listen"
+    ]
+
+
+def _session_row(db: sqlite3.Connection, row: sqlite3.Row, with_steps: bool) -> SessionRow:
+    steps = session_steps(db, row["id"])
+    started = _moment(row["started_at"])
+    assert started is not None  # NOT NULL in the schema
+    return SessionRow(
+        id=row["id"],
+        script=row["script_id"],
+        title=row["title"],
+        a=row["name_a"],
+        b=row["name_b"],
+        started_at=started,
+        ended_at=_moment(row["ended_at"]),
+        ended_by=row["ended_by"] or "unfinished",
+        duration_s=row["duration_s"],
+        is_test=bool(row["is_test"]),
+        recap=recap(_turns(steps), row["name_a"], row["name_b"]),
+        settings=json.loads(row["settings"]),
+        steps=tuple(steps) if with_steps else (),
+    )
+
+
+def list_sessions(
+    db: sqlite3.Connection, since: datetime | None = None, script: str | None = None, tests: bool = True
+) -> list[SessionRow]:
+    """Return session summaries, newest first; `tests=False` leaves out offline test runs."""
     query = "SELECT * FROM sessions WHERE 1=1"
-    args: list[Any] = []
-    if since:
+    args: list[object] = []
+    if since is not None:
         query += " AND started_at >= ?"
-        args.append(since)
+        args.append(since.astimezone(UTC).isoformat(timespec="seconds"))
     if script:
         query += " AND script_id = ?"
         args.append(script)
+    if not tests:
+        query += " AND is_test = 0"
     rows = db.execute(query + " ORDER BY started_at DESC, id DESC", args).fetchall()
-    return [_session_row(db, r) for r in rows]
+    return [_session_row(db, r, with_steps=False) for r in rows]
 
 
-def session_steps(db: sqlite3.Connection, session_id: int) -> list[dict[str, Any]]:
+def session_steps(db: sqlite3.Connection, session_id: int) -> list[StepRow]:
     """Return the steps of one session in play order."""
     rows = db.execute("SELECT * FROM steps WHERE session_id=? ORDER BY start_s, idx", (session_id,)).fetchall()
-    # A Row iterates over its values; its keys() are the column names.
-    return [{k: r[k] for k in r.keys() if k != "session_id"} for r in rows]  # noqa: SIM118
+    return [_step_row(r) for r in rows]
 
 
-def get_session(db: sqlite3.Connection, session_id: int) -> dict[str, Any]:
-    """Return one session with its steps; raise JournalError if there is none."""
+def get_session(db: sqlite3.Connection, session_id: int) -> SessionRow:
+    """Return one session with its steps; raise UsageError if there is none."""
     row = db.execute("SELECT * FROM sessions WHERE id=?", (session_id,)).fetchone()
     if row is None:
         raise UsageError(f"no session {session_id} in the journal", "see 'voice-guide history' for the ids")
-    return {**_session_row(db, row), "steps": session_steps(db, session_id)}
+    return _session_row(db, row, with_steps=True)
 
 
 def forget(db: sqlite3.Connection, session_ids: Sequence[int] | None) -> int:

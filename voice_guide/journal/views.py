@@ -1,18 +1,52 @@
-"""Ways to look back at the journal: pictures (PNG) and standard turn formats (RTTM, WebVTT, CSV)."""
+"""Ways to look back at the journal: pictures (PNG) and standard turn formats (RTTM, WebVTT, CSV).
+
+Every figure drawn or exported comes from the sessions' `Recap` or their step rows, the
+same values `history` prints.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from voice_guide.journal.store import SessionRow, StepRow
 from voice_guide.sound.encode import Chapter, webvtt
 
 EXPORT_FORMATS = ("rttm", "vtt", "csv")
 PARTNER_COLOURS = ("#3b7dd8", "#d8733b")
+GUIDE_COLOURS = {
+    "say": ("#777777", "the guide speaks"),
+    "chime": ("#c9a227", "a chime"),
+    "breathe": ("#5aa36b", "breathing"),
+}
+# Fewer date labels than this many sessions make an axis unreadable.
+MAX_DATE_LABELS = 12
+CSV_FIELDS = (
+    "who",
+    "start_s",
+    "end_s",
+    "planned_s",
+    "talk_s",
+    "first_speech_s",
+    "longest_silence_s",
+    "overrun_s",
+    "ended_by",
+    "interruptions",
+)
+
+
+@dataclass(frozen=True)
+class HistoryBar:
+    """One session as the history plot draws it: its label and minutes talked per partner."""
+
+    label: str
+    a_minutes: float
+    b_minutes: float
+    a_share_pct: float | None
 
 
 def _pyplot() -> Any:
@@ -24,91 +58,137 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_history(sessions: Sequence[dict[str, Any]], out: Path) -> None:
-    """Draw talk minutes per partner per session over time, with the balance line."""
+def history_bars(sessions: Sequence[SessionRow]) -> list[HistoryBar]:
+    """Return the bars of the history plot, oldest first; sessions on one day are numbered (2 Dec #2)."""
+    ordered = sorted(sessions, key=lambda s: s.started_at)
+    per_day: dict[str, int] = {}
+    day_counts: dict[str, int] = {}
+    for s in ordered:
+        day = s.started_at.astimezone().strftime("%-d %b")
+        day_counts[day] = day_counts.get(day, 0) + 1
+    bars = []
+    for s in ordered:
+        day = s.started_at.astimezone().strftime("%-d %b")
+        per_day[day] = per_day.get(day, 0) + 1
+        label = day if day_counts[day] == 1 else f"{day} #{per_day[day]}"
+        share = None if s.recap.balance is None else s.recap.balance * 100
+        bars.append(HistoryBar(label, s.recap.talk_s[s.a] / 60, s.recap.talk_s[s.b] / 60, share))
+    return bars
+
+
+def _minute_ticks(ax: Any, top_minutes: float) -> None:
+    # Whole minutes, or half minutes for short sessions: never steps like 0.025.
+    from matplotlib.ticker import MultipleLocator
+
+    ax.yaxis.set_major_locator(MultipleLocator(0.5 if top_minutes <= 3 else max(1, round(top_minutes / 6))))
+
+
+def plot_history(sessions: Sequence[SessionRow], out: Path) -> None:
+    """Draw talk minutes per partner per session over time, with a's share of the talking."""
     plt = _pyplot()
-    ordered = sorted(sessions, key=lambda s: s["started_at"])
-    when = [datetime.fromisoformat(s["started_at"]) for s in ordered]
-    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
-    partners = [("a", PARTNER_COLOURS[0]), ("b", PARTNER_COLOURS[1])]
-    width = 0.35
-    x = list(range(len(ordered)))
-    for offset, (key, colour) in zip((-width / 2, width / 2), partners, strict=True):
-        minutes = [s["talk_s"].get(s[key], 0.0) / 60 for s in ordered]
-        label = ordered[-1][key] if ordered else key
-        ax.bar([i + offset for i in x], minutes, width, color=colour, label=f"{label} (talk minutes)")
-    ax.set_xticks(x, [w.strftime("%d %b") for w in when], rotation=45, ha="right")
+    bars = history_bars(sessions)
+    newest = max(sessions, key=lambda s: s.started_at)
+    fig, ax = plt.subplots(figsize=(10, 4.8), dpi=110)
+    width = 0.38
+    x = list(range(len(bars)))
+    ax.bar(
+        [i - width / 2 for i in x],
+        [b.a_minutes for b in bars],
+        width,
+        color=PARTNER_COLOURS[0],
+        label=f"{newest.a}: minutes talked",
+    )
+    ax.bar(
+        [i + width / 2 for i in x],
+        [b.b_minutes for b in bars],
+        width,
+        color=PARTNER_COLOURS[1],
+        label=f"{newest.b}: minutes talked",
+    )
+    # At most MAX_DATE_LABELS labels, evenly spread, so dates never overlap however many sessions.
+    step = max(1, -(-len(bars) // MAX_DATE_LABELS))
+    shown = x[::step]
+    ax.set_xticks(shown, [bars[i].label for i in shown], rotation=35, ha="right")
+    top = max([b.a_minutes for b in bars] + [b.b_minutes for b in bars] + [0.5])
+    ax.set_ylim(0, top * 1.1)
+    _minute_ticks(ax, top)
     ax.set_ylabel("minutes talked")
     ax.set_title("Who talked how long, session by session")
-    balance = ax.twinx()
-    shares = [s["balance"] * 100 if s["balance"] is not None else float("nan") for s in ordered]
-    balance.plot(x, shares, color="#444444", marker="o", label="first partner's share (%)")
-    balance.axhline(50, color="#999999", linestyle=":", linewidth=1)
-    balance.set_ylim(0, 100)
-    balance.set_ylabel("share of talking (%)")
-    handles = ax.get_legend_handles_labels()
-    more = balance.get_legend_handles_labels()
-    ax.legend(handles[0] + more[0], handles[1] + more[1], loc="upper left", fontsize=8)
-    fig.tight_layout()
+    share = ax.twinx()
+    shares = [b.a_share_pct if b.a_share_pct is not None else float("nan") for b in bars]
+    share.plot(x, shares, color="#444444", marker="o", markersize=3, label=f"{newest.a}'s share of the talking (%)")
+    share.axhline(50, color="#999999", linestyle=":", linewidth=1)
+    share.set_ylim(0, 100)
+    share.set_ylabel("share of talking (%)")
+    handles, labels = ax.get_legend_handles_labels()
+    more_handles, more_labels = share.get_legend_handles_labels()
+    # The legend sits below the axes, outside the data, where it cannot cover a bar.
+    fig.legend(handles + more_handles, labels + more_labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(out, format="png")
     plt.close(fig)
 
 
-def plot_session(session: dict[str, Any], out: Path) -> None:
+def _mm_ss(seconds: float, _pos: object = None) -> str:
+    whole = max(0, round(seconds))
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def plot_session(session: SessionRow, out: Path) -> None:
     """Draw one session as lanes: when each partner talked, and the guide's prompts and cues."""
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
+
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(10, 3.2), dpi=110)
-    lanes = {session["a"]: 2, session["b"]: 1, "guide": 0}
-    for step in session["steps"]:
-        start, length = step["start_s"] / 60, (step["end_s"] - step["start_s"]) / 60
-        if step["kind"] == "listen" and step["who"] in lanes:
-            colour = PARTNER_COLOURS[0] if step["who"] == session["a"] else PARTNER_COLOURS[1]
-            ax.broken_barh([(start, length)], (lanes[step["who"]] - 0.35, 0.7), color=colour, alpha=0.35)
-            talk = (step["talk_s"] or 0.0) / 60
-            ax.broken_barh([(start, min(talk, length))], (lanes[step["who"]] - 0.2, 0.4), color=colour)
-        elif step["kind"] in ("say", "chime", "breathe"):
-            colour = {"say": "#777777", "chime": "#c9a227", "breathe": "#5aa36b"}[step["kind"]]
-            ax.broken_barh([(start, max(length, 0.01))], (-0.3, 0.6), color=colour)
+    fig, ax = plt.subplots(figsize=(10, 3.6), dpi=110)
+    lanes = {session.a: 2, session.b: 1, "guide": 0}
+    for step in session.steps:
+        start, length = step.start_s, step.end_s - step.start_s
+        if step.kind == "listen" and step.who in lanes:
+            colour = PARTNER_COLOURS[0] if step.who == session.a else PARTNER_COLOURS[1]
+            ax.broken_barh([(start, length)], (lanes[step.who] - 0.35, 0.7), color=colour, alpha=0.3)
+            ax.broken_barh([(start, min(step.talk_s or 0.0, length))], (lanes[step.who] - 0.2, 0.4), color=colour)
+        elif step.kind in GUIDE_COLOURS:
+            ax.broken_barh([(start, max(length, 0.5))], (-0.3, 0.6), color=GUIDE_COLOURS[step.kind][0])
     ax.set_yticks(list(lanes.values()), list(lanes.keys()))
-    ax.set_xlabel("minutes into the session")
-    ax.set_title(f"{session['title']}, {session['started_at'][:16].replace('T', ' ')}: who talked when")
+    length_s = max((s.end_s for s in session.steps), default=60.0)
+    # Ticks on whole minutes (half minutes for short sessions), labelled m:ss.
+    ax.xaxis.set_major_locator(MultipleLocator(30 if length_s <= 240 else 60 * max(1, round(length_s / 600))))
+    ax.xaxis.set_major_formatter(FuncFormatter(_mm_ss))
+    ax.set_xlabel("time into the session (m:ss)")
+    when = session.started_at.astimezone().strftime("%-d %b %Y %H:%M")
+    ax.set_title(f"{session.title}, {when}: who talked when")
     ax.set_ylim(-0.7, 2.7)
-    fig.tight_layout()
+    legend = [Patch(color=c, label=text) for c, text in GUIDE_COLOURS.values()]
+    legend += [
+        Patch(color=PARTNER_COLOURS[0], alpha=0.3, label="a turn (its time)"),
+        Patch(color=PARTNER_COLOURS[0], label="talking in it"),
+    ]
+    fig.legend(handles=legend, loc="lower center", ncol=5, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.savefig(out, format="png")
     plt.close(fig)
 
 
-def _turns(session: dict[str, Any]) -> list[dict[str, Any]]:
-    return [s for s in session["steps"] if s["kind"] == "listen"]
+def _turns(session: SessionRow) -> list[StepRow]:
+    return [s for s in session.steps if s.kind == "listen"]
 
 
-def export_turns(session: dict[str, Any], fmt: str) -> str:
+def export_turns(session: SessionRow, fmt: str) -> str:
     """Return the session's listen turns as RTTM, WebVTT or CSV text."""
     turns = _turns(session)
     if fmt == "rttm":
         # NIST RTTM: SPEAKER <file> <channel> <onset> <duration> <NA> <NA> <speaker> <NA> <NA>
-        file_id = f"session-{session['id']}"
+        file_id = f"session-{session.id}"
         return "".join(
-            f"SPEAKER {file_id} 1 {t['start_s']:.3f} {t['end_s'] - t['start_s']:.3f} <NA> <NA> "
-            f"{str(t['who']).replace(' ', '_')} <NA> <NA>\n"
+            f"SPEAKER {file_id} 1 {t.start_s:.3f} {t.end_s - t.start_s:.3f} <NA> <NA> "
+            f"{str(t.who).replace(' ', '_')} <NA> <NA>\n"
             for t in turns
         )
     if fmt == "vtt":
-        return webvtt([Chapter(t["start_s"], t["end_s"], f"{t['who']} ({t['ended_by']})") for t in turns])
+        return webvtt([Chapter(t.start_s, t.end_s, f"{t.who} ({t.ended_by})") for t in turns])
     buf = io.StringIO()
-    fields = [
-        "who",
-        "start_s",
-        "end_s",
-        "planned_s",
-        "talk_s",
-        "first_speech_s",
-        "longest_silence_s",
-        "overrun_s",
-        "ended_by",
-        "interruptions",
-    ]
-    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(turns)
+    writer = csv.writer(buf)
+    writer.writerow(CSV_FIELDS)
+    writer.writerows([getattr(t, f) for f in CSV_FIELDS] for t in turns)
     return buf.getvalue()

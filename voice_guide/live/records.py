@@ -29,6 +29,22 @@ class Observer(Protocol):
     def note(self, message: str) -> None: ...
 
 
+class QuietObserver:
+    """An Observer that ignores everything: listeners inherit it and override only what they use."""
+
+    def step_started(self, index: int, total: int, step: Step, start_s: float) -> None:
+        """Ignore a step's start."""
+
+    def step_finished(self, record: StepRecord) -> None:
+        """Ignore a finished step."""
+
+    def heard(self, level_dbfs: float, speaking: Mapping[str, bool]) -> None:
+        """Ignore the levels."""
+
+    def note(self, message: str) -> None:
+        """Ignore a note."""
+
+
 @dataclass(frozen=True)
 class Heard:
     """The detectors' verdict for one 10 ms frame, in session frames."""
