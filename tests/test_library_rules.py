@@ -10,6 +10,7 @@ to the same rules without being listed here:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -216,3 +217,39 @@ def test_apart_exercises_have_call_friendly_wording(path: Path) -> None:
     for step in plan(path):
         if kind(step) == "say":
             assert not FACE_TO_FACE.search(step.text), f"{path.name}:{step.line}: {step.text!r}"
+
+
+NEW_EXERCISES = {
+    "quick-repair": {"repair", "daily"},
+    "two-minute-check-in": {"daily", "short", "check-in"},
+    "empathy-boundaries": {"boundaries", "self-care"},
+    "empathy-not-sympathy": {"listening", "support"},
+    "monthly-check-in": {"monthly", "reflection", "ritual"},
+    "help-me-understand": {"curiosity", "difference"},
+    "needs-before-logistics": {"planning", "stress", "conflict"},
+    "voice-note-exchange": {"apart", "ritual"},
+}
+ON_A_CALL = {
+    "quick-repair",
+    "two-minute-check-in",
+    "empathy-boundaries",
+    "empathy-not-sympathy",
+    "monthly-check-in",
+    "help-me-understand",
+    "needs-before-logistics",
+    "voice-note-exchange",
+}
+
+
+@pytest.mark.parametrize("script_id", sorted(NEW_EXERCISES))
+def test_second_edition_exercises_are_found_by_their_tags(cli: Cli, script_id: str) -> None:
+    for tag in NEW_EXERCISES[script_id]:
+        found = json.loads(cli("list", "--json", "--tag", tag).out)
+        assert script_id in [row["id"] for row in found], (script_id, tag)
+
+
+def test_the_new_exercises_and_most_of_the_library_work_apart(cli: Cli) -> None:
+    apart = {row["id"] for row in json.loads(cli("list", "--json", "--tag", "apart").out)}
+    assert ON_A_CALL.issubset(apart)
+    assert "dinner-listening" not in apart  # it is about one table
+    assert len(apart) >= len(IDS) // 2
