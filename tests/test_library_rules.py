@@ -176,6 +176,19 @@ def test_no_prompt_speaks_a_duration_in_digits(path: Path) -> None:
             assert found is None, f"{path.name}:{step.line}: {found.group(0)!r} in {step.text!r}"
 
 
+# A sentence starter offered to a partner ("You might begin with: ...") must be whole when heard once.
+DANGLING = re.compile(r":\s*[^.?!:]*\b(because|but|that|and|or|with|like|feel|felt)[.?!]?$", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=IDS)
+def test_no_suggested_opening_trails_off(path: Path) -> None:
+    for step in plan(path):
+        if kind(step) == "say":
+            for sentence in re.split(r"(?<=[.?!])\s+", step.text):
+                assert not DANGLING.search(sentence), f"{path.name}:{step.line}: {sentence!r}"
+            assert not re.search(r"\b(because|but)[.?!]?$", step.text.strip()), f"{path.name}:{step.line}"
+
+
 def test_the_rules_catch_what_they_are_for() -> None:
     # The classifiers themselves, on lines from the first edition that broke the rules.
     assert is_heavy("Ben, tell Ann how this felt for you. Say what hurt, not what they should have done.")
@@ -186,6 +199,10 @@ def test_the_rules_catch_what_they_are_for() -> None:
     assert DIGIT_DURATION.search("you have up to 1 minute 30 seconds")
     assert DIGIT_DURATION.search("about 90s each")
     assert not DIGIT_DURATION.search("take ten slow breaths, seven or more yeses")
+    assert DANGLING.search("You might begin with: it sounds like you felt.")
+    assert DANGLING.search("Start with: I feel.")
+    assert DANGLING.search("You might start with: it makes sense that you feel that, because.")
+    assert not DANGLING.search("You might start with: it makes sense that you would feel that way.")
     assert LONG_SPAN.search("Think over this past week.") and LONG_SPAN.search("the home you grew up in")
     assert not LONG_SPAN.search("practise that one this week")
     steps = [
