@@ -325,7 +325,8 @@ def test_a_wrong_code_is_refused_the_right_one_joins_and_a_quit_ends_both(
     [(code, _, err)] = _finish(wrong, timeout_s=30)
     assert code == 2, err
     assert err.splitlines() == [
-        "voice-guide: error: the host refused the pairing code (check the code shown on the host's device)"
+        "voice-guide: error: the host refused the pairing code (check the code shown on the host's device; "
+        "it may show a new one)"
     ], err
     joiner = spawn_cli(["join", address, "--code", "5555", "--no-mic"], pair["join"], home)
     assert joiner.stdout is not None
@@ -413,9 +414,6 @@ class StubLink:
 
     def submit(self, coro: Any) -> None:
         coro.close()
-
-    def drain(self, inbox: Any) -> list[Any]:
-        return []
 
 
 def test_link_faults_pause_resume_and_end_the_session() -> None:

@@ -10,7 +10,8 @@ from either device counts as an interruption.
 
 The link speaks asyncio; the session runs on the frame clock in the main thread. A
 `LinkThread` runs the link's event loop in a background thread, and the schedulers
-below read what arrived between blocks, never waiting on the network.
+below read what arrived between blocks from thread-safe inboxes, never waiting on the
+network or on the link's loop (a loop busy with a flood cannot hold a step back).
 
 Faults: when the link drops, both devices pause (the soft pause cue) and resume when
 it is restored; if it is not restored within the link's reconnect window the session
@@ -19,18 +20,16 @@ ends, is saved, and LinkLost is raised. If one side quits, the other ends cleanl
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
-import threading
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol
 
-from voice_guide.apart.link import Control, Host, Joiner, LinkError, Speech
-from voice_guide.apart.link import Step as LinkStep
+from voice_guide.apart.link import Host, Joiner, LinkError, Speech, StepStart
+from voice_guide.apart.linkthread import LinkThread
 from voice_guide.live.records import Command, Heard
 from voice_guide.script import Listen, Names, Script, Step, expand, parse, parse_overrides
 
@@ -44,8 +43,6 @@ FIRST_LEAD_S = 1.0
 # The partner at the joining device (by convention) and at the hosting one.
 JOINER_WHO = "b"
 HOST_WHO = "a"
-T = TypeVar("T")
-LinkEvent = Literal["lost", "restored", "ended"]
 
 
 class TimedIO(Protocol):
@@ -62,49 +59,6 @@ class SessionClock(Protocol):
     def to_out(self, session_frame: int) -> int: ...
 
     def to_session(self, out_frame: int) -> int: ...
-
-
-# ---------------------------------------------------------------- the link's own thread
-
-
-class LinkThread:
-    """Run the link's asyncio loop in a daemon thread; hand calls in, events out."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.events: queue.Queue[LinkEvent] = queue.Queue()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="voice-guide-link", daemon=True)
-        self._thread.start()
-
-    def call(self, coro: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
-        """Run `coro` on the link's loop and wait for its result (or exception)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
-
-    def submit(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """Run `coro` on the link's loop without waiting (sends from the frame clock)."""
-        asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def lost(self) -> None:
-        """Link callback: the link dropped (called on the link's thread)."""
-        self.events.put("lost")
-
-    def restored(self) -> None:
-        """Link callback: the link is back (called on the link's thread)."""
-        self.events.put("restored")
-
-    def drain(self, inbox: Any) -> list[Any]:
-        """Return what an Inbox holds now, read on the link's own loop."""
-
-        async def take() -> list[Any]:
-            items: list[Any] = inbox.drain()
-            return items
-
-        return self.call(take(), 5.0)
-
-    def close(self) -> None:
-        """Stop the loop and the thread."""
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5.0)
 
 
 # ---------------------------------------------------------------- the host's setup message
@@ -279,10 +233,9 @@ class HostScheduler(_Base):
         self.link.submit(self.host.send_step(index, at_s))
 
     def _joiner_ready(self) -> bool:
-        # The joiner says it is ready (speech prepared, output running) with a resume control.
+        # The joiner says it is ready (speech prepared, output running); read without waiting on the link.
         if not self.ready:
-            controls: list[Control] = self.link.drain(self.host.controls)
-            self.ready = any(c.kind == "resume" for c in controls)
+            self.ready = self.host.ready
             if not self.ready and not self._waiting_noted:
                 self._waiting_noted = True
                 self.note("waiting for your partner's device to get ready")
@@ -316,7 +269,7 @@ class HostScheduler(_Base):
     def merge(self, heard: Heard) -> Heard:
         """Add the joiner's partner, as their device last told, to a verdict."""
         if self.clock is not None:
-            speeches: list[Speech] = self.link.drain(self.host.speech)
+            speeches: list[Speech] = self.host.speech.drain()
             for speech in speeches:
                 self._speaking = speech.speaking
                 if not speech.speaking:
@@ -359,7 +312,7 @@ class JoinScheduler(_Base):
         self.starts.clear()
 
     def _take_steps(self) -> None:
-        steps: list[LinkStep] = self.link.drain(self.joiner.steps)
+        steps: list[StepStart] = self.joiner.steps.drain()
         for step in steps:
             self.starts[step.index] = step.at_local_s  # a later word on the same step wins
 
@@ -372,7 +325,7 @@ class JoinScheduler(_Base):
         """Return the output frame the host set for step `index`; None until it has said."""
         if not self._said_ready and self.io.time_of_frame(0) is not None:
             self._said_ready = True
-            self.link.submit(self.joiner.send_resume(time.monotonic()))
+            self.link.submit(self.joiner.send_ready())
         target = self._frame_of(index)
         if target is None:
             return None

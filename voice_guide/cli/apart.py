@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import logging
+import errno
+import queue
 from collections.abc import Callable, Iterator
 from typing import Annotated, cast
 
 import typer
 
-import voice_guide.apart as apart_package
-from voice_guide.apart.link import Host, Joiner, LinkLost, make_code, normalize_code
+from voice_guide.apart.link import Host, Joiner, LinkError, LinkLost, link_url
 from voice_guide.apart.link import join as join_link
-from voice_guide.apart.scheduler import HOST_WHO, JOINER_WHO, HostScheduler, JoinScheduler, LinkThread, Setup, TimedIO
+from voice_guide.apart.linkthread import LinkThread, logging_off_the_loop
+from voice_guide.apart.scheduler import HOST_WHO, JOINER_WHO, HostScheduler, JoinScheduler, Setup, TimedIO
 from voice_guide.cli.app import app, env_of
 from voice_guide.cli.build import clip_cache, open_io, plan, progress
 from voice_guide.cli.env import PROG, Env
@@ -44,30 +45,26 @@ from voice_guide.sound.timeline import DEFAULT_RATE_HZ
 
 @contextlib.contextmanager
 def _apart_link(env: Env) -> Iterator[LinkThread]:
-    """Run the link's event loop in a thread, with its warnings as one line each on stderr."""
-    handler = _NoteHandler(env)
-    # The apart package's logger is the parent of every link and scheduler logger.
-    loggers = [logging.getLogger(apart_package.__name__)]
-    for logger in loggers:
-        logger.addHandler(handler)
-        logger.propagate = False
-    link = LinkThread()
-    try:
-        yield link
-    finally:
-        link.close()
-        for logger in loggers:
-            logger.removeHandler(handler)
-            logger.propagate = True
+    """Run the link's event loop in a thread; its warnings reach stderr one line each, written off that loop."""
+    with logging_off_the_loop(lambda message: env.note(f"{PROG}: link: {message}")):
+        link = LinkThread()
+        try:
+            yield link
+        finally:
+            link.close()
 
 
-class _NoteHandler(logging.Handler):
-    def __init__(self, env: Env) -> None:
-        super().__init__(logging.WARNING)
-        self.env = env
+# Listening fails on these because of the address or port asked for; anything else is the machine's fault.
+_BAD_ADDRESS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES, errno.EAFNOSUPPORT})
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.env.note(f"{PROG}: link: {record.getMessage()}")
+
+def _show_code(env: Env, host: Host, code: str, fresh: bool) -> None:
+    address = host.url.removeprefix("ws://").rstrip("/")
+    if fresh:
+        env.note(f"{PROG}: too many wrong codes were tried; the old code no longer works")
+    env.out(f"{'new ' if fresh else ''}pairing code: {code}")
+    env.out(f"your partner joins with: {PROG} join {address} --code {code}")
+    env.stdout.flush()
 
 
 def _apart_note(env: Env) -> Callable[[str], None]:
@@ -131,30 +128,39 @@ def host_cmd(
         channels=1,
         sample_rate_hz=sample_rate,
     )
-    pairing = normalize_code(code) if code else make_code()
+    new_codes: queue.SimpleQueue[str] = queue.SimpleQueue()
     with _apart_link(env) as link:
 
         async def start() -> Host:
             return await Host(
-                pairing, bind, port, setup=setup.as_dict(), on_link_lost=link.lost, on_link_restored=link.restored
+                code,
+                bind,
+                port,
+                setup=setup.as_dict(),
+                on_link_lost=link.lost,
+                on_link_restored=link.restored,
+                on_new_code=new_codes.put,
             ).start()
 
         try:
             host = link.call(start())
         except OSError as exc:
+            if exc.errno not in _BAD_ADDRESS:
+                raise LinkError(f"cannot listen on {bind}:{port}: {exc.strerror or exc}", "try again") from None
             raise UsageError(
                 f"cannot listen on {bind}:{port}: {exc.strerror or exc}",
                 "pick another --port, or check --bind is this device's address",
             ) from None
+
+        def show_new_codes() -> None:
+            while not new_codes.empty():
+                _show_code(env, host, new_codes.get(), fresh=True)
+
         try:
-            env.out(f"pairing code: {pairing}")
-            env.out(
-                f"your partner joins with: {PROG} join {host.url.removeprefix('ws://').rstrip('/')} --code {pairing}"
-            )
+            _show_code(env, host, host.code, fresh=False)
             if bind in ("0.0.0.0", "::"):
                 env.note(f"{PROG}: listening on every interface; give your partner this device's own address")
-            env.stdout.flush()
-            link.call(host.wait_joined())
+            link.wait(host.wait_joined(), show_new_codes)
             env.note(f"{PROG}: your partner joined")
             scheduler = HostScheduler(link, host, _timed(io), len(steps), _apart_note(env))
             settings = {
@@ -188,7 +194,9 @@ def host_cmd(
 @app.command("join")
 def join_cmd(
     ctx: typer.Context,
-    address: Annotated[str, typer.Argument(help="The host's address as it shows it, HOST:PORT.")],
+    address: Annotated[
+        str, typer.Argument(help="The host's address as it shows it, HOST:PORT (port 8765 if left out).")
+    ],
     code: Annotated[str, typer.Option("--code", help="The pairing code the host shows.")],
     no_mic: NoMicOpt = False,
     headphones: HeadphonesOpt = False,
@@ -201,7 +209,7 @@ def join_cmd(
     You are partner B at this device.
     """
     env = env_of(ctx)
-    url = address if address.startswith(("ws://", "wss://")) else f"ws://{address}/"
+    url = link_url(address)
     with _apart_link(env) as link:
 
         async def connect_link() -> Joiner:

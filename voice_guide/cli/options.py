@@ -35,4 +35,6 @@ BindOpt = Annotated[
         "through an SSH tunnel), or this device's LAN or VPN address.",
     ),
 ]
-CodeOpt = Annotated[str | None, typer.Option("--code", help="Pairing code (default: a fresh six-digit one).")]
+CodeOpt = Annotated[
+    str | None, typer.Option("--code", help="Pairing code (default: a fresh one-use code like 417-maple-otter).")
+]
