@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,15 +45,15 @@ YES_NO_PAUSE_S = 6.0
 CLOSING_QUIET_S = 3.0
 
 
-def kind(step: object) -> str:
+def kind(step: Any) -> str:
     return type(step).__name__.lower()
 
 
-def plan(path: Path) -> Sequence[object]:
+def plan(path: Path) -> Sequence[Any]:
     return expand(load(path))
 
 
-def opening_prompt(steps: Sequence[object], index: int) -> str | None:
+def opening_prompt(steps: Sequence[Any], index: int) -> str | None:
     """Return the prompt that opens the step at `index`: the nearest say before it, across chimes only."""
     for step in reversed(steps[:index]):
         if kind(step) == "say":
@@ -70,7 +71,7 @@ def is_question(prompt: str) -> bool:
     return "?" in prompt
 
 
-def partner_names(steps: Sequence[object]) -> dict[str, str]:
+def partner_names(steps: Sequence[Any]) -> dict[str, str]:
     names: dict[str, str] = {}
     for step in steps:
         if kind(step) == "listen" and step.who in ("a", "b"):

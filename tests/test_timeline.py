@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voice_guide.script import Breathe, Chime, Listen, Pause, Say
+from voice_guide.script import Breathe, Chime, Listen, Pause, Say, Step
 from voice_guide.sound.levels import Samples
 from voice_guide.sound.timeline import (
     SPEECH_GAP_S,
@@ -39,7 +39,7 @@ class FakeBank:
 
 
 def test_steps_follow_each_other_exactly() -> None:
-    steps = [
+    steps: list[Step] = [
         Say("Hello.", 1),
         Chime("start", 2),
         Pause(1.5, 3),
@@ -70,7 +70,7 @@ def test_breathing_pace_is_exact_to_the_sample() -> None:
 
 
 def test_spoken_texts_lists_everything_the_timeline_asks_for() -> None:
-    steps = [Say("Hi {a}.", 1), Breathe(4, 0, 6, 0, 3, "spoken", 2), Breathe(4, 2, 6, 0, 2, "tones", 3)]
+    steps: list[Step] = [Say("Hi {a}.", 1), Breathe(4, 0, 6, 0, 3, "spoken", 2), Breathe(4, 2, 6, 0, 2, "tones", 3)]
     bank = FakeBank()
     compile_timeline(steps, bank)
     assert set(bank.spoken) == set(spoken_texts(steps))
@@ -83,7 +83,7 @@ def test_breath_numbers_only_where_they_help() -> None:
 
 
 def test_mix_sums_overlapping_clips_in_any_block_size() -> None:
-    steps = [Breathe(1.0, 0, 1.0, 0, 3, "tones", 1), Say("x", 2)]
+    steps: list[Step] = [Breathe(1.0, 0, 1.0, 0, 3, "tones", 1), Say("x", 2)]
     timeline = compile_timeline(steps, FakeBank())
     whole = timeline.mix(0, timeline.length_frames)
     pieces = np.concatenate(
