@@ -42,6 +42,11 @@ class UserDirs:
     cache: Path
     data: Path
 
+    @property
+    def config_file(self) -> Path:
+        """Return the saved preferences file (TOML), beside the scripts folder in the config folder."""
+        return self.scripts.parent / "config.toml"
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> UserDirs:
         """Resolve the folders from VOICE_GUIDE_HOME or the platform's conventions."""

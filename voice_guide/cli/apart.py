@@ -6,6 +6,7 @@ import contextlib
 import errno
 import queue
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Annotated, cast
 
 import typer
@@ -15,10 +16,9 @@ from voice_guide.apart.link import join as join_link
 from voice_guide.apart.linkthread import LinkThread, logging_off_the_loop
 from voice_guide.apart.scheduler import HOST_WHO, JOINER_WHO, HostScheduler, JoinScheduler, Setup, TimedIO
 from voice_guide.cli.app import app, env_of
-from voice_guide.cli.build import clip_cache, open_io, plan, progress
+from voice_guide.cli.build import clip_cache, open_io, plan, progress, settings
 from voice_guide.cli.env import PROG, Env
 from voice_guide.cli.options import (
-    DEFAULT_WPM,
     BindOpt,
     CodeOpt,
     HeadphonesOpt,
@@ -37,10 +37,7 @@ from voice_guide.cli.options import (
 from voice_guide.cli.play import play_session
 from voice_guide.errors import UsageError
 from voice_guide.live.audio import AudioIO
-from voice_guide.live.records import SessionOptions
-from voice_guide.script import Names
 from voice_guide.sound.render import prepare as prepare_clips
-from voice_guide.sound.timeline import DEFAULT_RATE_HZ
 
 
 @contextlib.contextmanager
@@ -93,13 +90,13 @@ def host_cmd(
     port: PortOpt = 8765,
     bind: BindOpt = "127.0.0.1",
     code: CodeOpt = None,
-    a: NameA = Names.a,
-    b: NameB = Names.b,
+    a: NameA = None,
+    b: NameB = None,
     sets: SetOpt = None,
     voice: VoiceOpt = None,
-    rate: RateOpt = DEFAULT_WPM,
+    rate: RateOpt = None,
     no_mic: NoMicOpt = False,
-    headphones: HeadphonesOpt = False,
+    headphones: HeadphonesOpt = None,
     input_device: InputDeviceOpt = None,
     output_device: OutputDeviceOpt = None,
     log: LogOpt = None,
@@ -109,25 +106,25 @@ def host_cmd(
     You are partner A (--a) at this device; the partner who joins is partner B (--b).
     """
     env = env_of(ctx)
-    names = Names(a=a, b=b)
-    loaded, steps = plan(env, script, a, b, sets)
+    flags = {
+        "a": a,
+        "b": b,
+        "voice": voice,
+        "rate": rate,
+        "headphones": headphones,
+        "input_device": input_device,
+        "output_device": output_device,
+    }
+    # One device, one partner: this device's mic is partner A's.
+    chosen = replace(settings(env, flags, mic=not no_mic, sets=sets), mic_channels={HOST_WHO: 0}, apart="host")
+    names = chosen.names
+    loaded, steps = plan(env, script, names, chosen.sets)
     text = env.library().resolve(script).read_bytes().decode("utf-8")
-    sample_rate = DEFAULT_RATE_HZ
-    setup = Setup(loaded.id, text, a, b, tuple(sets or ()), voice, rate, sample_rate)
-    cache = clip_cache(env, voice, rate, sample_rate)
+    setup = Setup(loaded.id, text, names.a, names.b, chosen.sets, chosen.voice, chosen.rate_wpm, chosen.sample_rate_hz)
+    cache = clip_cache(env, chosen)
     with progress(env, "Preparing speech") as update:
         prepare_clips(steps, cache, update)
-    io = open_io(
-        env,
-        mic_file=None,
-        out=None,
-        realtime=False,
-        no_mic=no_mic,
-        input_device=input_device,
-        output_device=output_device,
-        channels=1,
-        sample_rate_hz=sample_rate,
-    )
+    io = open_io(env, chosen)
     new_codes: queue.SimpleQueue[str] = queue.SimpleQueue()
     with _apart_link(env) as link:
 
@@ -163,25 +160,14 @@ def host_cmd(
             link.wait(host.wait_joined(), show_new_codes)
             env.note(f"{PROG}: your partner joined")
             scheduler = HostScheduler(link, host, _timed(io), len(steps), _apart_note(env))
-            settings = {
-                "voice": voice,
-                "rate_wpm": rate,
-                "sample_rate": sample_rate,
-                "mic": not no_mic,
-                "headphones": headphones,
-                "set": list(sets or []),
-                "apart": "host",
-            }
             play_session(
                 env,
                 loaded,
                 steps,
-                names,
+                chosen,
                 cache,
                 io,
-                settings,
                 live=env.stdout.isatty(),
-                options=SessionOptions(headphones=headphones, mic_channels={HOST_WHO: 0}),
                 log=log,
                 scheduler=scheduler,
                 commands=scheduler.commands,
@@ -199,7 +185,7 @@ def join_cmd(
     ],
     code: Annotated[str, typer.Option("--code", help="The pairing code the host shows.")],
     no_mic: NoMicOpt = False,
-    headphones: HeadphonesOpt = False,
+    headphones: HeadphonesOpt = None,
     input_device: InputDeviceOpt = None,
     output_device: OutputDeviceOpt = None,
     log: LogOpt = None,
@@ -219,42 +205,34 @@ def join_cmd(
         try:
             setup = Setup.from_dict(joiner.setup)
             loaded, steps = setup.plan()
-            names = Names(a=setup.a, b=setup.b)
             env.note(f"{PROG}: joined {loaded.title!r}; you are {setup.b}")
-            cache = clip_cache(env, setup.voice, setup.rate_wpm, setup.sample_rate_hz)
+            # The host decides what is played (names, voice, speaking and sample rate); this device how it listens.
+            flags = {
+                "a": setup.a,
+                "b": setup.b,
+                "voice": setup.voice,
+                "rate": setup.rate_wpm,
+                "sample_rate": setup.sample_rate_hz,
+                "headphones": headphones,
+                "input_device": input_device,
+                "output_device": output_device,
+            }
+            chosen = replace(
+                settings(env, flags, mic=not no_mic, sets=setup.sets), mic_channels={JOINER_WHO: 0}, apart="join"
+            )
+            cache = clip_cache(env, chosen)
             with progress(env, "Preparing speech") as update:
                 prepare_clips(steps, cache, update)
-            io = open_io(
-                env,
-                mic_file=None,
-                out=None,
-                realtime=False,
-                no_mic=no_mic,
-                input_device=input_device,
-                output_device=output_device,
-                channels=1,
-                sample_rate_hz=setup.sample_rate_hz,
-            )
+            io = open_io(env, chosen)
             scheduler = JoinScheduler(link, joiner, _timed(io), len(steps), _apart_note(env), setup.sample_rate_hz)
-            settings = {
-                "voice": setup.voice,
-                "rate_wpm": setup.rate_wpm,
-                "sample_rate": setup.sample_rate_hz,
-                "mic": not no_mic,
-                "headphones": headphones,
-                "set": list(setup.sets),
-                "apart": "join",
-            }
             play_session(
                 env,
                 loaded,
                 steps,
-                names,
+                chosen,
                 cache,
                 io,
-                settings,
                 live=env.stdout.isatty(),
-                options=SessionOptions(headphones=headphones, mic_channels={JOINER_WHO: 0}),
                 log=log,
                 scheduler=scheduler,
                 commands=scheduler.commands,

@@ -3,28 +3,45 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from voice_guide.cli.env import PROG, Env
-from voice_guide.errors import AudioDeviceError, UsageError
+from voice_guide.cli.settings import SessionSettings, Value, read_prefs, resolve
+from voice_guide.errors import AudioDeviceError
 from voice_guide.live.audio import AudioIO, FileIO, SoundDeviceIO, find_device, list_devices
-from voice_guide.script import Names, Script, expand, parse_overrides
+from voice_guide.script import Names, Script, Step, expand, parse_overrides
 from voice_guide.sound.speech.tts import ClipCache, Pyttsx3Speaker
 
 
-def plan(env: Env, name: str, a: str, b: str, sets: Sequence[str] | None) -> tuple[Script, tuple[Any, ...]]:
+def settings(
+    env: Env,
+    flags: Mapping[str, Value | None],
+    *,
+    mic: bool = True,
+    sets: Sequence[str] | None = None,
+    offline: bool = False,
+) -> SessionSettings:
+    """Build a command's one settings value: defaults, then saved preferences, then the flags given."""
+    return SessionSettings.from_resolved(
+        resolve(read_prefs(env.dirs.config_file), flags), mic=mic, sets=tuple(sets or ()), offline=offline
+    )
+
+
+def plan(env: Env, name: str, names: Names, sets: Sequence[str]) -> tuple[Script, tuple[Step, ...]]:
+    """Load a script and expand it with the partners' names and --set overrides."""
     script = env.library().load(name)
-    steps = expand(script, Names(a=a, b=b), parse_overrides(sets or (), script))
-    return script, steps
+    steps = expand(script, names, parse_overrides(sets, script))
+    return script, tuple(steps)
 
 
-def clip_cache(env: Env, voice: str | None, rate_wpm: int, sample_rate_hz: int) -> ClipCache:
-    return ClipCache(env.dirs.cache / "speech", Pyttsx3Speaker(voice=voice, rate_wpm=rate_wpm), sample_rate_hz)
+def clip_cache(env: Env, chosen: SessionSettings) -> ClipCache:
+    """Return the speech cache for the chosen voice, rate and sample rate."""
+    speaker = Pyttsx3Speaker(voice=chosen.voice, rate_wpm=chosen.rate_wpm)
+    return ClipCache(env.dirs.cache / "speech", speaker, chosen.sample_rate_hz)
 
 
 @contextlib.contextmanager
@@ -49,44 +66,29 @@ def progress(env: Env, label: str) -> Iterator[Callable[[int, int], None]]:
         yield update
 
 
-def parse_mic_channels(spec: str | None) -> dict[str, int]:
-    """Parse --mic-channels a=1,b=2 into zero-based channels per partner."""
-    if not spec:
-        return {}
-    result: dict[str, int] = {}
-    for part in spec.split(","):
-        who, sep, channel = part.partition("=")
-        if not sep or who.strip() not in ("a", "b") or not channel.strip().isdigit() or int(channel) < 1:
-            raise UsageError(f"--mic-channels {spec}: expected a=N,b=M", "input channels count from 1, e.g. a=1,b=2")
-        result[who.strip()] = int(channel) - 1
-    if len(set(result.values())) != len(result):
-        raise UsageError(f"--mic-channels {spec}: two partners on one channel", "give each partner their own channel")
-    return result
-
-
 def open_io(
     env: Env,
+    chosen: SessionSettings,
     *,
-    mic_file: Path | None,
-    out: Path | None,
-    realtime: bool,
-    no_mic: bool,
-    input_device: str | None,
-    output_device: str | None,
-    channels: int,
-    sample_rate_hz: int,
+    mic_file: Path | None = None,
+    out: Path | None = None,
+    realtime: bool = False,
+    channels: int = 1,
 ) -> AudioIO:
+    """Open the session's audio: files when offline, else the chosen (or default) devices."""
+    no_mic = not chosen.mic
+    sample_rate_hz = chosen.sample_rate_hz
     if mic_file is not None or out is not None:
         if mic_file is None and not no_mic:
             env.note(f"{PROG}: no --mic-file; turns will last their full time")
         return FileIO(None if no_mic else mic_file, out, sample_rate_hz, realtime=realtime)
     devices = list_devices()
-    output = find_device(output_device, "output", devices)
+    output = find_device(chosen.output_device, "output", devices)
     if output is None:
         raise AudioDeviceError(
             "no sound output device found", "connect one, or render to a file: voice-guide render SCRIPT -o session.wav"
         )
-    mic = None if no_mic else find_device(input_device, "input", devices)
+    mic = None if no_mic else find_device(chosen.input_device, "input", devices)
     if mic is None and not no_mic:
         env.note(f"{PROG}: no microphone found; turns will last their full time")
     return SoundDeviceIO(output, mic, sample_rate_hz, input_channels=max(channels, 1))

@@ -10,13 +10,13 @@ from typing import Annotated, Any
 import typer
 
 from voice_guide.cli.app import app, env_of
-from voice_guide.cli.build import plan
+from voice_guide.cli.build import plan, settings
 from voice_guide.cli.env import PROG
 from voice_guide.cli.options import JsonOpt, NameA, NameB, ScriptArg, SetOpt
 from voice_guide.errors import ScriptError, UsageError, VoiceGuideError
 from voice_guide.live.audio import list_devices
 from voice_guide.live.vad import analyze as analyze_speech
-from voice_guide.script import Names, Script, expand, step_details, step_kind, step_label
+from voice_guide.script import Script, expand, step_details, step_kind, step_label
 from voice_guide.script import load as load_script
 from voice_guide.script.durations import format_duration
 from voice_guide.sound.speech.tts import list_voices
@@ -72,13 +72,14 @@ def show(
     ctx: typer.Context,
     script: ScriptArg,
     as_json: JsonOpt = False,
-    a: NameA = Names.a,
-    b: NameB = Names.b,
+    a: NameA = None,
+    b: NameB = None,
     sets: SetOpt = None,
 ) -> None:
     """Show the planned schedule of an exercise (speech lengths are estimated)."""
     env = env_of(ctx)
-    loaded, steps = plan(env, script, a, b, sets)
+    chosen = settings(env, {"a": a, "b": b}, sets=sets)
+    loaded, steps = plan(env, script, chosen.names, chosen.sets)
     placed = place(steps, estimated_length_frames(DEFAULT_RATE_HZ))
     rate = DEFAULT_RATE_HZ
     rows = [

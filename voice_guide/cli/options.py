@@ -7,8 +7,12 @@ from typing import Annotated
 
 import typer
 
-NameA = Annotated[str, typer.Option("--a", help="Name of the partner who starts (spoken as {a}).")]
-NameB = Annotated[str, typer.Option("--b", help="Name of the other partner (spoken as {b}).")]
+NameA = Annotated[
+    str | None, typer.Option("--a", help="Name of the partner who starts (spoken as {a}; saved: config set a).")
+]
+NameB = Annotated[
+    str | None, typer.Option("--b", help="Name of the other partner (spoken as {b}; saved: config set b).")
+]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", metavar="NAME=VALUE", help="Override a script param, e.g. --set share=90s (repeatable)."),
@@ -16,16 +20,24 @@ SetOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 ScriptArg = Annotated[str, typer.Argument(help="A built-in id, one of your script ids, or a path.")]
 VoiceOpt = Annotated[str | None, typer.Option("--voice", help="Speech voice: an id or part of a name (see 'voices').")]
-RateOpt = Annotated[int, typer.Option("--rate", min=60, max=400, help="Speaking rate in words per minute.")]
-SampleRateOpt = Annotated[int, typer.Option("--sample-rate", min=8000, max=192000, help="Session sample rate in Hz.")]
+RateOpt = Annotated[
+    int | None, typer.Option("--rate", min=60, max=400, help="Speaking rate in words per minute (default 150).")
+]
+SampleRateOpt = Annotated[
+    int | None, typer.Option("--sample-rate", min=8000, max=192000, help="Session sample rate in Hz (default 48000).")
+]
 NoMicOpt = Annotated[bool, typer.Option("--no-mic", help="Do not listen; turns last their full time.")]
 HeadphonesOpt = Annotated[
-    bool, typer.Option("--headphones", help="The mic cannot hear the guide: listen even while it speaks.")
+    bool | None,
+    typer.Option(
+        "--headphones/--speakers",
+        help="The mic cannot hear the guide, so listen even while it speaks (saved: config set headphones).",
+    ),
 ]
 InputDeviceOpt = Annotated[str | None, typer.Option("--input-device", help="Microphone: index or part of its name.")]
 OutputDeviceOpt = Annotated[str | None, typer.Option("--output-device", help="Speaker: index or part of its name.")]
 LogOpt = Annotated[Path | None, typer.Option("--log", help="Write what happened, with exact times, as JSON.")]
-DEFAULT_WPM = 150
+MicChannelsOpt = Annotated[str | None, typer.Option("--mic-channels", help="Two mics on one interface, e.g. a=1,b=2.")]
 PortOpt = Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port to listen on (0: any free one).")]
 BindOpt = Annotated[
     str,

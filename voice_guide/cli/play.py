@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -14,13 +15,13 @@ from rich.console import Console
 
 from voice_guide.apart.scheduler import HostScheduler, JoinScheduler
 from voice_guide.cli.app import app, env_of
-from voice_guide.cli.build import clip_cache, open_io, parse_mic_channels, plan, progress
+from voice_guide.cli.build import clip_cache, open_io, plan, progress, settings
 from voice_guide.cli.env import PROG, Env
 from voice_guide.cli.options import (
-    DEFAULT_WPM,
     HeadphonesOpt,
     InputDeviceOpt,
     LogOpt,
+    MicChannelsOpt,
     NameA,
     NameB,
     NoMicOpt,
@@ -31,6 +32,7 @@ from voice_guide.cli.options import (
     SetOpt,
     VoiceOpt,
 )
+from voice_guide.cli.settings import SessionSettings
 from voice_guide.errors import UsageError
 from voice_guide.journal.store import Journal, SessionInfo, journal_path
 from voice_guide.live.audio import AudioIO
@@ -41,12 +43,11 @@ from voice_guide.live.records import Command, SessionOptions, SessionResult
 from voice_guide.live.session import Session
 from voice_guide.live.startat import COUNTDOWN_TEXT, parse_start_at, wait_for_countdown
 from voice_guide.live.vad import ClapDetector, VoiceDetector
-from voice_guide.script import Names, Script, Step
+from voice_guide.script import Names, Say, Script, Step
 from voice_guide.script.durations import format_duration
 from voice_guide.sound.render import SessionClips
 from voice_guide.sound.render import prepare as prepare_clips
 from voice_guide.sound.speech.tts import ClipCache
-from voice_guide.sound.timeline import DEFAULT_RATE_HZ
 
 
 def _print_summary(env: Env, result: SessionResult, names: Names) -> Recap:
@@ -88,14 +89,14 @@ def _write_log(path: Path, result: SessionResult, figures: Recap, script: Script
 def run(
     ctx: typer.Context,
     script: ScriptArg,
-    a: NameA = Names.a,
-    b: NameB = Names.b,
+    a: NameA = None,
+    b: NameB = None,
     sets: SetOpt = None,
     voice: VoiceOpt = None,
-    rate: RateOpt = DEFAULT_WPM,
-    sample_rate: SampleRateOpt = DEFAULT_RATE_HZ,
+    rate: RateOpt = None,
+    sample_rate: SampleRateOpt = None,
     no_mic: NoMicOpt = False,
-    headphones: HeadphonesOpt = False,
+    headphones: HeadphonesOpt = None,
     mic_file: Annotated[
         Path | None, typer.Option("--mic-file", help="Run offline: read the microphone from this WAV.")
     ] = None,
@@ -104,9 +105,7 @@ def run(
     log: LogOpt = None,
     input_device: InputDeviceOpt = None,
     output_device: OutputDeviceOpt = None,
-    mic_channels: Annotated[
-        str | None, typer.Option("--mic-channels", help="Two mics on one interface, e.g. a=1,b=2.")
-    ] = None,
+    mic_channels: MicChannelsOpt = None,
     quiet_summary: Annotated[
         bool, typer.Option("--quiet-summary", help="Do not speak the closing line about who talked how long.")
     ] = False,
@@ -125,60 +124,52 @@ def run(
     """Play an exercise, listening to the microphone to know when each turn is over."""
     env = env_of(ctx)
     target = parse_start_at(start_at, datetime.now().astimezone()) if start_at else None
-    names = Names(a=a, b=b)
-    loaded, steps = plan(env, script, a, b, sets)
-    channels = parse_mic_channels(mic_channels)
+    flags = {
+        "a": a,
+        "b": b,
+        "voice": voice,
+        "rate": rate,
+        "sample_rate": sample_rate,
+        "headphones": headphones,
+        "input_device": input_device,
+        "output_device": output_device,
+        "mic_channels": mic_channels,
+    }
+    chosen = settings(env, flags, mic=not no_mic, sets=sets, offline=mic_file is not None or out is not None)
+    loaded, steps = plan(env, script, chosen.names, chosen.sets)
+    if script == TIMEOUT_ID and chosen.default_names:
+        steps = _who_is_who(env, steps)
     if mic_file is not None and not mic_file.is_file():
         raise UsageError(f"--mic-file {mic_file}: no such file", "a WAV file to use as the microphone")
-    cache = clip_cache(env, voice, rate, sample_rate)
+    cache = clip_cache(env, chosen)
     with progress(env, "Preparing speech") as update:
         prepare_clips(steps, cache, update)
         if target is not None:
             cache.get(COUNTDOWN_TEXT)
-    io = open_io(
-        env,
-        mic_file=mic_file,
-        out=out,
-        realtime=realtime,
-        no_mic=no_mic,
-        input_device=input_device,
-        output_device=output_device,
-        channels=max(channels.values(), default=0) + 1,
-        sample_rate_hz=sample_rate,
-    )
+    io = open_io(env, chosen, mic_file=mic_file, out=out, realtime=realtime, channels=chosen.input_channels)
     if record is not None:
         env.note(
             f"{PROG}: recording the microphone to {record}, as asked (--record)"
             if io.input_channels
             else f"{PROG}: --record: there is no microphone to record"
         )
-    settings = {
-        "voice": voice,
-        "rate_wpm": rate,
-        "sample_rate": sample_rate,
-        "mic": not no_mic,
-        "headphones": headphones,
-        "set": list(sets or []),
-        "offline": mic_file is not None or out is not None,
-    }
 
     def closing(result: SessionResult) -> str | None:
+        names = chosen.names
         return None if quiet_summary else closing_line(recap(result.turns, names.a, names.b))
 
     preroll_frames = 0
     if target is not None:
-        preroll_frames = round(wait_for_countdown(target, env.note) * sample_rate)
+        preroll_frames = round(wait_for_countdown(target, env.note) * chosen.sample_rate_hz)
     live = env.stdout.isatty() and mic_file is None and out is None
     play_session(
         env,
         loaded,
         steps,
-        names,
+        chosen,
         cache,
         io,
-        settings,
         live=live,
-        options=SessionOptions(headphones=headphones, mic_channels=channels),
         log=log,
         closing=closing,
         record=record,
@@ -186,17 +177,25 @@ def run(
     )
 
 
+TIMEOUT_ID = "timeout-breathing"
+WHO_IS_WHO = "Whoever is nearer the speaker is partner A; the other is partner B."
+
+
+def _who_is_who(env: Env, steps: Sequence[Step]) -> tuple[Step, ...]:
+    """Say once, spoken and printed, who is who when the partners have no names."""
+    env.note(f"{PROG}: {WHO_IS_WHO} (save your names with: {PROG} config set a NAME)")
+    return (Say(WHO_IS_WHO, 0), *steps)
+
+
 def play_session(
     env: Env,
     loaded: Script,
     steps: Sequence[Step],
-    names: Names,
+    chosen: SessionSettings,
     cache: ClipCache,
     io: AudioIO,
-    settings: dict[str, Any],
     *,
     live: bool,
-    options: SessionOptions,
     log: Path | None,
     closing: Callable[[SessionResult], str | None] | None = None,
     record: Path | None = None,
@@ -209,13 +208,68 @@ def play_session(
     `scheduler` (apart mode) is attached to the session's clock; `commands` wraps the key reader.
     Apart sessions do not listen for double claps: a pause on one device alone would part them.
     """
-    sample_rate = cache.sample_rate_hz
     display: Any = LiveDisplay(Console(file=env.stdout), None) if live else PlainDisplay(env.stdout)
-    journal = Journal(
-        journal_path(env.dirs.data),
-        SessionInfo(loaded.id, loaded.title, names.a, names.b, settings, is_test=bool(settings.get("offline"))),
-        env.note,
+    journal_problems: list[str] = []
+
+    def journal_warning(message: str) -> None:
+        journal_problems.append(message)
+        env.note(f"{PROG}: {message}")
+
+    info = SessionInfo(
+        loaded.id, loaded.title, chosen.names.a, chosen.names.b, chosen.journal_settings(), is_test=chosen.offline
     )
+    journal = Journal(journal_path(env.dirs.data), info, journal_warning)
+    try:
+        return _play(
+            env,
+            loaded,
+            steps,
+            chosen,
+            cache,
+            io,
+            display,
+            journal,
+            live=live,
+            log=log,
+            closing=closing,
+            record=record,
+            preroll_frames=preroll_frames,
+            scheduler=scheduler,
+            commands=commands,
+        )
+    finally:
+        env.note(_saved_line(journal.session_id, journal_problems))
+
+
+def _saved_line(session_id: int | None, problems: Sequence[str]) -> str:
+    """Say in one line where the session was saved, or why it was not."""
+    if session_id is not None and not problems:
+        return f"{PROG}: saved as session {session_id} (see: {PROG} history show {session_id})"
+    why = problems[-1].removeprefix("warning: ") if problems else "the journal could not be opened"
+    return f"{PROG}: not saved: {why}"
+
+
+def _play(
+    env: Env,
+    loaded: Script,
+    steps: Sequence[Step],
+    chosen: SessionSettings,
+    cache: ClipCache,
+    io: AudioIO,
+    display: Any,
+    journal: Journal,
+    *,
+    live: bool,
+    log: Path | None,
+    closing: Callable[[SessionResult], str | None] | None,
+    record: Path | None,
+    preroll_frames: int,
+    scheduler: HostScheduler | JoinScheduler | None,
+    commands: Callable[[Callable[[], list[Command]]], Callable[[], list[Command]]] | None,
+) -> SessionResult | None:
+    sample_rate = cache.sample_rate_hz
+    names = chosen.names
+    options = SessionOptions(headphones=chosen.headphones, mic_channels=chosen.mic_channels)
     ended_by, result = "error", None
     with KeyReader() as keys, display if live else contextlib.nullcontext():
         session = Session(
@@ -251,34 +305,15 @@ def play_session(
     return result
 
 
-@app.command()
-def timeout(
-    ctx: typer.Context,
-    a: NameA = Names.a,
-    b: NameB = Names.b,
-    no_mic: NoMicOpt = False,
-) -> None:
-    """Start the timeout breathing exercise at once, for a heated moment."""
-    ctx.invoke(
-        run,
-        ctx=ctx,
-        script="timeout-breathing",
-        a=a,
-        b=b,
-        sets=None,
-        voice=None,
-        rate=DEFAULT_WPM,
-        sample_rate=DEFAULT_RATE_HZ,
-        no_mic=no_mic,
-        headphones=False,
-        mic_file=None,
-        out=None,
-        realtime=False,
-        log=None,
-        input_device=None,
-        output_device=None,
-        mic_channels=None,
-        quiet_summary=False,
-        record=None,
-        start_at=None,
-    )
+def timeout(ctx: typer.Context, **options: Any) -> None:
+    """Start the timeout breathing exercise at once, for a heated moment (takes every option of 'run')."""
+    run(ctx, script=TIMEOUT_ID, **options)
+
+
+# One definition of the live options: timeout takes exactly run's, less the script argument.
+_run_signature = inspect.signature(run, eval_str=True)
+timeout.__signature__ = _run_signature.replace(  # type: ignore[attr-defined]
+    parameters=[p for p in _run_signature.parameters.values() if p.name != "script"]
+)
+timeout.__annotations__ = {k: v for k, v in run.__annotations__.items() if k != "script"}
+app.command()(timeout)

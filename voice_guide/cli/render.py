@@ -9,16 +9,16 @@ from typing import Annotated
 import typer
 
 from voice_guide.cli.app import app, env_of
-from voice_guide.cli.build import clip_cache, plan, progress
-from voice_guide.cli.options import DEFAULT_WPM, NameA, NameB, RateOpt, SampleRateOpt, ScriptArg, SetOpt, VoiceOpt
+from voice_guide.cli.build import clip_cache, plan, progress, settings
+from voice_guide.cli.options import NameA, NameB, RateOpt, SampleRateOpt, ScriptArg, SetOpt, VoiceOpt
 from voice_guide.errors import UsageError
-from voice_guide.script import Names, Step, expand
+from voice_guide.script import Step, expand
 from voice_guide.script.durations import format_duration
 from voice_guide.sound.encode import format_of, write_audio
 from voice_guide.sound.levels import Samples
 from voice_guide.sound.render import blocks, build, chapters, write_cues
 from voice_guide.sound.render import prepare as prepare_clips
-from voice_guide.sound.timeline import DEFAULT_RATE_HZ, frames_to_s
+from voice_guide.sound.timeline import frames_to_s
 
 
 @app.command()
@@ -28,18 +28,19 @@ def render(
     out: Annotated[Path, typer.Option("-o", "--out", help="Output file: .wav, .flac, .ogg, .mp3 or .m4a.")],
     cues: Annotated[Path | None, typer.Option("--cues", help="Also write every event's timing as JSON.")] = None,
     with_chapters: Annotated[bool, typer.Option("--chapters", help="Mark each step as a chapter.")] = False,
-    a: NameA = Names.a,
-    b: NameB = Names.b,
+    a: NameA = None,
+    b: NameB = None,
     sets: SetOpt = None,
     voice: VoiceOpt = None,
-    rate: RateOpt = DEFAULT_WPM,
-    sample_rate: SampleRateOpt = DEFAULT_RATE_HZ,
+    rate: RateOpt = None,
+    sample_rate: SampleRateOpt = None,
 ) -> None:
     """Render a whole session to an audio file (listen turns last their full 'for')."""
     env = env_of(ctx)
     format_of(out)  # fail on a bad extension before any work
-    loaded, steps = plan(env, script, a, b, sets)
-    cache = clip_cache(env, voice, rate, sample_rate)
+    chosen = settings(env, {"a": a, "b": b, "voice": voice, "rate": rate, "sample_rate": sample_rate}, sets=sets)
+    loaded, steps = plan(env, script, chosen.names, chosen.sets)
+    cache = clip_cache(env, chosen)
     with progress(env, "Preparing speech") as update:
         timeline = build(steps, cache, update)
     with progress(env, "Rendering") as update:
@@ -66,21 +67,22 @@ def prepare(
     ctx: typer.Context,
     script: Annotated[str | None, typer.Argument(help="A script id or path; leave out with --all.")] = None,
     every: Annotated[bool, typer.Option("--all", help="Prepare every exercise in the library.")] = False,
-    a: NameA = Names.a,
-    b: NameB = Names.b,
+    a: NameA = None,
+    b: NameB = None,
     voice: VoiceOpt = None,
-    rate: RateOpt = DEFAULT_WPM,
-    sample_rate: SampleRateOpt = DEFAULT_RATE_HZ,
+    rate: RateOpt = None,
+    sample_rate: SampleRateOpt = None,
 ) -> None:
     """Synthesize every spoken prompt ahead of time so sessions start at once."""
     env = env_of(ctx)
     if every == (script is not None):
         raise UsageError("give one SCRIPT or --all", "for example: voice-guide prepare timeout-breathing")
-    names = list(env.library().ids()) if every else [script or ""]
+    chosen = settings(env, {"a": a, "b": b, "voice": voice, "rate": rate, "sample_rate": sample_rate})
+    ids = list(env.library().ids()) if every else [script or ""]
     steps: list[Step] = []
-    for name in names:
-        steps += expand(env.library().load(name), Names(a=a, b=b))
-    cache = clip_cache(env, voice, rate, sample_rate)
+    for name in ids:
+        steps += expand(env.library().load(name), chosen.names)
+    cache = clip_cache(env, chosen)
     before = cache.synth_calls
     with progress(env, "Preparing speech") as update:
         count = prepare_clips(steps, cache, update)
