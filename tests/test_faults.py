@@ -134,7 +134,8 @@ def test_killing_the_sound_server_mid_run_is_one_line_exit_1(tmp_path: Path, hom
     assert "Traceback" not in err
     ours = [line for line in err.splitlines() if line.startswith("voice-guide:")]
     assert ours == [
-        "voice-guide: error: the sound device stopped responding (was it unplugged, or did the sound server stop?)"
+        "voice-guide: saved as session 1 (see: voice-guide history show 1)",
+        "voice-guide: error: the sound device stopped responding (was it unplugged, or did the sound server stop?)",
     ]
     rows = list_sessions(connect(journal_path(home / "data")))
     assert rows[0].ended_by == "error"

@@ -41,6 +41,9 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> NoReturn:
 def _map_other(env: Env, exc: Exception, debug: bool) -> int:
     # Typer's parser errors (bad option, missing argument) carry an exit code and
     # a message; match them by shape, since Typer has moved where they live.
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        # A bare `voice-guide` (or `voice-guide config`) has printed its help: that is what was asked.
+        return 0
     if type(exc).__name__ == "Abort":
         return _fail(env, "interrupted", 130, debug)
     if isinstance(exc, BrokenPipeError):

@@ -18,7 +18,8 @@ from voice_guide.live.audio import list_devices
 from voice_guide.live.vad import analyze as analyze_speech
 from voice_guide.script import Script, expand, step_details, step_kind, step_label
 from voice_guide.script import load as load_script
-from voice_guide.script.durations import format_duration
+from voice_guide.script.durations import format_duration, plural
+from voice_guide.script.library import Library
 from voice_guide.sound.speech.tts import list_voices
 from voice_guide.sound.timeline import DEFAULT_RATE_HZ, estimated_length_frames, frames_to_s, place, total_s
 from voice_guide.sound.wavfile import read_wav
@@ -37,8 +38,10 @@ def list_cmd(
 ) -> None:
     """List the exercises: built in and your own."""
     env = env_of(ctx)
+    library = env.library()
+    builtin = _builtin_ids(library)
     rows: list[dict[str, Any]] = []
-    for script_id, path in env.library().ids().items():
+    for script_id, path in library.ids().items():
         try:
             script = load_script(path)
         except ScriptError as exc:
@@ -54,6 +57,8 @@ def list_cmd(
                 "tags": list(script.tags),
                 "duration_s": round(estimated_duration_s(script), 1),
                 "path": str(path),
+                "source": "built-in" if path.parent == library.builtin else "yours",
+                "overrides_builtin": path.parent != library.builtin and script_id in builtin,
             }
         )
     if as_json:
@@ -64,7 +69,8 @@ def list_cmd(
         return
     width = max(len(r["id"]) for r in rows)
     for r in rows:
-        env.out(f"{r['id']:<{width}}  {format_duration(r['duration_s']):>6}  {r['title']}")
+        mark = "  [yours, replaces the built-in]" if r["overrides_builtin"] else ""
+        env.out(f"{r['id']:<{width}}  {format_duration(r['duration_s']):>6}  {r['title']}{mark}")
 
 
 @app.command()
@@ -127,8 +133,7 @@ def check(
             env.note(f"{PROG}: error: {exc.one_line()}")
             continue
         steps = expand(script)
-        plural = "" if len(steps) == 1 else "s"
-        env.out(f"ok {path}: {len(steps)} step{plural}, {format_duration(estimated_duration_s(script))}")
+        env.out(f"ok {path}: {plural(len(steps), 'step')}, {format_duration(estimated_duration_s(script))}")
     if bad:
         raise typer.Exit(2)
 
@@ -161,23 +166,47 @@ steps:
 """
 
 
+def _builtin_ids(library: Library) -> set[str]:
+    return {file.stem for file in library.builtin.glob("*.yaml")} if library.builtin.is_dir() else set()
+
+
 @app.command()
 def new(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The new script's id: lowercase letters, digits and dashes.")],
+    source: Annotated[
+        str | None, typer.Option("--from", metavar="ID", help="Start from a copy of this exercise (an id or a path).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Allow a built-in's id: your script then replaces the built-in everywhere.")
+    ] = False,
 ) -> None:
-    """Write a commented starter script into your script folder and say where."""
+    """Write a commented starter script (or a copy of an exercise) into your script folder and say where."""
     env = env_of(ctx)
     if not _ID.match(name):
         raise UsageError(f"bad script name '{name}'", "lowercase letters, digits and dashes, e.g. our-check-in")
+    library = env.library()
+    if name in _builtin_ids(library) and not force:
+        raise UsageError(
+            f"'{name}' is a built-in exercise; a script of yours with that id would replace it everywhere",
+            f"pick another name, e.g. '{PROG} new our-{name} --from {name}', or add --force to replace it",
+        )
     folder = env.dirs.scripts
     path = folder / f"{name}.yaml"
     if path.exists():
         raise UsageError(f"{path} already exists", "pick another name or edit that file")
+    if source is None:
+        text = STARTER.format(name=name, path=path, title=name.replace("-", " ").capitalize())
+    else:
+        origin = library.resolve(source)
+        load_script(origin)  # copy only a script that works
+        text = f"# {name}: your copy of {source}; check it with:  {PROG} check {path}\n"
+        text += origin.read_text(encoding="utf-8")
     folder.mkdir(parents=True, exist_ok=True)
-    title = name.replace("-", " ").capitalize()
-    path.write_text(STARTER.format(name=name, path=path, title=title), encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     env.out(f"wrote {path}")
+    if name in _builtin_ids(library):
+        env.note(f"{PROG}: your {name} now replaces the built-in one (remove {path} to bring it back)")
     env.note(f"edit it, then try: {PROG} show {name}")
 
 
@@ -223,7 +252,8 @@ def analyze(
         return
     env.out(
         f"{wav}: {format_duration(report['duration_s'])}, speech {report['talk_s']:.1f}s "
-        f"in {len(report['speech'])} stretches, longest silence {report['longest_silence_s']:.1f}s"
+        f"in {plural(len(report['speech']), 'stretch', 'stretches')}, "
+        f"longest silence {report['longest_silence_s']:.1f}s"
     )
     for seg in report["speech"]:
         env.out(f"  {seg['start_s']:8.2f} - {seg['end_s']:8.2f}")

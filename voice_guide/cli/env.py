@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
+import typer
+
+from voice_guide.errors import UsageError
 from voice_guide.paths import UserDirs
 from voice_guide.script.library import Library
 
@@ -19,6 +22,7 @@ class Env:
     stdout: TextIO
     stderr: TextIO
     dirs: UserDirs
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
 
     @classmethod
     def from_process(cls) -> Env:
@@ -32,6 +36,12 @@ class Env:
     def note(self, text: str) -> None:
         """Print a line of commentary (not results) to stderr."""
         print(text, file=self.stderr)
+
+    def confirm(self, question: str) -> bool:
+        """Ask a yes/no question on the terminal; with no terminal to ask, fail asking for --yes."""
+        if not self.stdin.isatty():
+            raise UsageError(f"{question} There is no terminal to ask", "add --yes to go ahead without asking")
+        return typer.confirm(question, default=False)
 
     def library(self) -> Library:
         """Return the script library for this user."""

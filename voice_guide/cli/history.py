@@ -17,7 +17,7 @@ from voice_guide.cli.options import JsonOpt
 from voice_guide.errors import UsageError
 from voice_guide.journal.store import connect, forget, get_session, journal_path, list_sessions
 from voice_guide.journal.views import EXPORT_FORMATS, export_turns, plot_history, plot_session
-from voice_guide.script.durations import format_duration
+from voice_guide.script.durations import format_duration, plural
 
 history_app = typer.Typer(
     help="Look back at past sessions: summaries, pictures, exports.", invoke_without_command=True, no_args_is_help=False
@@ -217,8 +217,8 @@ def history_forget(
     if session_id is not None:
         get_session(db, session_id)  # a clear error for an unknown id
     what = "every session" if every else f"session {session_id}"
-    if not yes and not typer.confirm(f"Delete {what} for good?", default=False):
+    if not yes and not env.confirm(f"Delete {what} for good?"):
         env.note("nothing deleted")
         return
     count = forget(db, None if every else [session_id or 0])
-    env.out(f"deleted {count} session{'s' if count != 1 else ''}")
+    env.out(f"deleted {plural(count, 'session')}")

@@ -44,7 +44,7 @@ from voice_guide.live.session import Session
 from voice_guide.live.startat import COUNTDOWN_TEXT, parse_start_at, wait_for_countdown
 from voice_guide.live.vad import ClapDetector, VoiceDetector
 from voice_guide.script import Names, Say, Script, Step
-from voice_guide.script.durations import format_duration
+from voice_guide.script.durations import format_duration, plural
 from voice_guide.sound.render import SessionClips
 from voice_guide.sound.render import prepare as prepare_clips
 from voice_guide.sound.speech.tts import ClipCache
@@ -64,7 +64,7 @@ def _print_summary(env: Env, result: SessionResult, names: Names) -> Recap:
             parts.append(f"{count} interruption{'' if count == 1 else 's'}")
         env.note("summary: " + ", ".join(parts))
     if result.underruns or result.overruns:
-        env.note(f"{PROG}: audio: {result.underruns} underruns, {result.overruns} overruns")
+        env.note(f"{PROG}: audio: {plural(result.underruns, 'underrun')}, {plural(result.overruns, 'overrun')}")
     return figures
 
 

@@ -13,7 +13,7 @@ from voice_guide.cli.build import clip_cache, plan, progress, settings
 from voice_guide.cli.options import NameA, NameB, RateOpt, SampleRateOpt, ScriptArg, SetOpt, VoiceOpt
 from voice_guide.errors import UsageError
 from voice_guide.script import Step, expand
-from voice_guide.script.durations import format_duration
+from voice_guide.script.durations import format_duration, plural
 from voice_guide.sound.encode import format_of, write_audio
 from voice_guide.sound.levels import Samples
 from voice_guide.sound.render import blocks, build, chapters, write_cues
@@ -86,4 +86,4 @@ def prepare(
     before = cache.synth_calls
     with progress(env, "Preparing speech") as update:
         count = prepare_clips(steps, cache, update)
-    env.out(f"{count} prompts ready ({cache.synth_calls - before} newly synthesized) in {cache.folder}")
+    env.out(f"{plural(count, 'prompt')} ready ({cache.synth_calls - before} newly synthesized) in {cache.folder}")

@@ -57,3 +57,8 @@ def spoken_duration(seconds: float) -> str:
     if secs or not parts:
         parts.append(f"{secs} second" + ("s" if secs != 1 else ""))
     return " ".join(parts)
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """Return '1 session', '2 sessions' (`nouns` for irregular plurals, e.g. 'stretches')."""
+    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"

@@ -196,4 +196,4 @@ def step_label(step: Step) -> str:
     if isinstance(step, Listen):
         who = step.who_name if step.who in ("a", "b") else step.who
         return f"{who} talks (up to {spoken_duration(step.for_s)})"
-    return f"breathe {step.count} times"
+    return "breathe once" if step.count == 1 else f"breathe {step.count} times"

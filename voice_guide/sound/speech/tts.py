@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from voice_guide.errors import AudioFileError, SpeechEngineError
+from voice_guide.errors import AudioFileError, SpeechEngineError, UsageError
 from voice_guide.paths import UserDirs
 from voice_guide.sound.clips import condition
 from voice_guide.sound.levels import Samples
@@ -413,7 +413,8 @@ def _choose_voice(voices: Sequence[VoiceInfo], request: str | None, current_id: 
         return min(partial, key=lambda v: len(v.name))
     suggestions = sorted(voices, key=lambda v: (_english_rank(v) is None, _english_rank(v) or 0))[:_SUGGESTED_VOICES]
     listed = ", ".join(f"{v.name} ({v.id})" for v in suggestions)
-    raise SpeechEngineError(f"no voice matches {request!r}", f"available voices include: {listed}")
+    # A voice nobody has is a bad --voice (input), not a fault of the engine.
+    raise UsageError(f"--voice {request}: no voice matches", f"available voices include: {listed}")
 
 
 @contextlib.contextmanager
