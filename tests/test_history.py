@@ -333,6 +333,7 @@ def test_unwritable_journal_warns_once_and_the_session_goes_on(cli: Cli, tmp_pat
     result = run_offline(cli, tmp_path, [(2.0, 3.0)])
     assert result.code == 0, result.err
     assert result.err.count("journal is not being written") == 1
+    assert "not saved: the journal could not be written" in result.err
     assert json.loads((tmp_path / "log.json").read_text())["ended_by"] == "complete"
 
 

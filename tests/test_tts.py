@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice_guide.errors import AudioFileError, SpeechEngineError
+from voice_guide.errors import AudioFileError, SpeechEngineError, UsageError
 from voice_guide.sound.clips import voiced_rms_dbfs
 from voice_guide.sound.levels import PEAK_LIMIT_DBFS, TARGET_RMS_DBFS, Samples, peak_dbfs
 from voice_guide.sound.speech.tts import (
@@ -256,7 +256,7 @@ def test_voice_by_id_or_by_part_of_a_name() -> None:
 
 
 def test_unknown_voice_is_an_error_listing_some_voices() -> None:
-    with pytest.raises(SpeechEngineError) as raised:
+    with pytest.raises(UsageError) as raised:
         Pyttsx3Speaker(voice="no-such-voice-xyz").synthesize("Hello.")
     assert "no-such-voice-xyz" in raised.value.message
     assert "English" in raised.value.hint

@@ -245,8 +245,12 @@ def _saved_line(session_id: int | None, problems: Sequence[str]) -> str:
     """Say in one line where the session was saved, or why it was not."""
     if session_id is not None and not problems:
         return f"{PROG}: saved as session {session_id} (see: {PROG} history show {session_id})"
-    why = problems[-1].removeprefix("warning: ") if problems else "the journal could not be opened"
-    return f"{PROG}: not saved: {why}"
+    if not problems:
+        return f"{PROG}: not saved: the journal could not be opened"
+    # The warning reads "the journal is not being written (WHY); ...": say WHY once more, briefly.
+    last = problems[-1]
+    why = last[last.find("(") + 1 : last.rfind(")")] if "(" in last else last
+    return f"{PROG}: not saved: the journal could not be written ({why})"
 
 
 def _play(

@@ -91,7 +91,8 @@ class _Parser:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else 1
             what = exc.problem or exc.context or "YAML syntax error"
-            raise self.fail(line, f"YAML syntax error: {what}", "valid YAML, see docs/SCRIPT_FORMAT.md") from None
+            line, what, fix = _yaml_fix(text, line, what)
+            raise self.fail(line, what, fix) from None
         except yaml.reader.ReaderError as exc:
             line = text[: exc.position].count("\n") + 1
             raise self.fail(
@@ -225,6 +226,7 @@ class _Parser:
         return self._repeat(item, value, line)
 
     def _template(self, value: Any, line: int, what: str) -> str:
+        self._unquoted_placeholder(value, line, what)
         if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
             raise self.fail(line, f"{what} needs text", "a sentence for the guide to speak")
         text = str(value).strip()
@@ -249,6 +251,7 @@ class _Parser:
         return text
 
     def _duration(self, value: Any, line: int, what: str, allow_zero: bool = False) -> Duration:
+        self._unquoted_placeholder(value, line, what)
         if isinstance(value, str) and value.strip().startswith("{"):
             match = re.fullmatch(r"\{(\w+)\}", value.strip())
             name = match.group(1) if match else ""
@@ -270,6 +273,16 @@ class _Parser:
         if seconds == 0 and not allow_zero:
             raise self.fail(line, f"{what}: duration must be more than zero", DURATION_HINT)
         return Duration(seconds=seconds)
+
+    def _unquoted_placeholder(self, value: Any, line: int, what: str) -> None:
+        """Catch `{name}` without quotes, which YAML reads as a mapping {name: None}."""
+        if isinstance(value, LineDict) and value and all(v is None for v in value.values()):
+            shown = ", ".join(f"{{{k}}}" for k in value)
+            raise self.fail(
+                line,
+                f"{what}: {shown} without quotes is read as a YAML mapping, not a placeholder",
+                f'put the value in quotes: {what}: "{shown}"',
+            )
 
     def _chime(self, value: Any, line: int) -> ChimeStep:
         if not isinstance(value, str) or not value.strip():
@@ -361,6 +374,36 @@ class _Parser:
             raise self.fail(line, "repeat needs 'steps'", "a list of steps to repeat")
         steps = self._steps(item["steps"], item.line_of("steps"), "steps")
         return RepeatStep(count=count, steps=steps, line=line, swap=swap)
+
+
+_INDENT_FIX = "line it up with the lines above: each step starts with a dash, its options two spaces right of the dash"
+
+
+def _yaml_fix(text: str, line: int, problem: str) -> tuple[int, str, str]:
+    """Turn the YAML parser's complaint into what went wrong and how to fix it: (line, what, fix)."""
+    lines = text.splitlines()
+    source = lines[line - 1] if 0 < line <= len(lines) else ""
+    # PyYAML names a tab as '\t'; it may trip over it later than the line that holds it.
+    tabbed = [n for n, t in enumerate(lines, 1) if "\t" in t[: len(t) - len(t.lstrip())]]
+    if "\\t" in problem or (tabbed and tabbed[0] <= line):
+        at = tabbed[0] if tabbed else line
+        return at, "a tab in the indentation (YAML allows only spaces there)", "indent with spaces instead of tabs"
+    key, colon, value = source.partition(": ")
+    key, value = key.strip().lstrip("- "), value.strip()
+    quoted = value[:1] in ('"', "'")
+    if "mapping values are not allowed" in problem:
+        if colon and ":" in value and not quoted:
+            return line, "a colon inside unquoted text ends the text early", f'put the text in quotes: {key}: "{value}"'
+        return line, "the indentation does not line up", _INDENT_FIX
+    if value.startswith("{") and not quoted:
+        return (
+            line,
+            "text that starts with a {placeholder} must be quoted (YAML reads the braces as a mapping)",
+            f'put the text in quotes: {key}: "{value}"',
+        )
+    if "expected <block end>" in problem or "block mapping" in problem or "block collection" in problem:
+        return line, "the indentation does not line up", _INDENT_FIX
+    return line, f"YAML syntax error: {problem}", "valid YAML, see docs/SCRIPT_FORMAT.md"
 
 
 def _describe(value: Any) -> str:
