@@ -26,7 +26,7 @@ def test_list_json_has_every_builtin(cli: Cli) -> None:
     rows = json.loads(result.out)
     assert [r["id"] for r in rows] == BUILTIN_IDS
     for row in rows:
-        assert set(row) == {"id", "title", "summary", "tags", "duration_s", "path"}
+        assert set(row) == {"id", "title", "summary", "tags", "duration_s", "path", "source", "overrides_builtin"}
         assert row["duration_s"] > 30
         assert Path(row["path"]).is_file()
 

@@ -106,25 +106,31 @@ def test_parse_value_names_the_key_and_the_expected_form() -> None:
         parse_value("a", "")
 
 
-def test_show_and_render_use_saved_names(cli: Cli, tmp_path: Path) -> None:
+NAMED = "title: N\nsummary: N\nsteps:\n  - say: \"{b}, ask {a}.\"\n"
+
+
+def test_show_uses_saved_names_and_flags_win(cli: Cli, tmp_path: Path) -> None:
+    script = tmp_path / "named.yaml"
+    script.write_text(NAMED, encoding="utf-8")
     cli("config", "set", "a", "Ann")
     cli("config", "set", "b", "Ben")
-    shown = cli("show", "timeout-breathing", "--json").out
-    assert "Ben, ask Ann" in shown
-    assert "Ann, ask Zoe" in cli("show", "timeout-breathing", "--json", "--b", "Zoe").out
+    assert "Ben, ask Ann." in cli("show", str(script)).out
+    assert "Zoe, ask Ann." in cli("show", str(script), "--b", "Zoe").out
 
 
 def test_run_journals_the_saved_settings_and_says_where_it_saved(cli: Cli, home: Path, tmp_path: Path) -> None:
+    script = tmp_path / "named.yaml"
+    script.write_text(NAMED, encoding="utf-8")
     cli("config", "set", "a", "Ann")
     cli("config", "set", "headphones", "true")
-    result = cli("run", "timeout-breathing", "--no-mic", "--out", str(tmp_path / "t.wav"), "--set", "answer=20s")
+    result = cli("run", str(script), "--no-mic", "--out", str(tmp_path / "t.wav"))
     assert result.code == 0, result.err
     assert "saved as session 1" in result.err
     db = sqlite3.connect(home / "data" / "journal.sqlite3")
     name_a, settings = db.execute("SELECT name_a, settings FROM sessions").fetchone()
     assert name_a == "Ann"
     assert json.loads(settings)["headphones"] is True
-    again = cli("run", "timeout-breathing", "--no-mic", "--speakers", "--out", str(tmp_path / "t.wav"))
+    again = cli("run", str(script), "--no-mic", "--speakers", "--out", str(tmp_path / "t.wav"))
     assert again.code == 0
     settings = db.execute("SELECT settings FROM sessions WHERE id=2").fetchone()[0]
     assert json.loads(settings)["headphones"] is False
@@ -152,4 +158,4 @@ def test_timeout_without_names_says_who_is_who_once(cli: Cli, tmp_path: Path) ->
     assert "nearer the speaker" not in named.err
     spoken = [e["text"] for e in json.loads((tmp_path / "log.json").read_text())["events"] if e["kind"] == "say"]
     assert not any("nearer the speaker" in text for text in spoken)
-    assert any("ask Ann" in text for text in spoken)
+    assert any("Ann" in text for text in spoken)

@@ -69,7 +69,7 @@ def test_a_confirmation_without_a_terminal_asks_for_yes(cli: Cli, tmp_path: Path
     result = cli("history", "forget", "1")
     assert result.code == 2
     assert "no terminal to ask (add --yes" in result.err
-    assert json.loads(cli("history", "--json").out)[0]["id"] == 1
+    assert json.loads(cli("history", "--json", "--tests").out)[0]["id"] == 1
     assert cli("history", "forget", "1", "--yes").out == "deleted 1 session\n"
 
 
