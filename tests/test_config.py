@@ -106,7 +106,7 @@ def test_parse_value_names_the_key_and_the_expected_form() -> None:
         parse_value("a", "")
 
 
-NAMED = "title: N\nsummary: N\nsteps:\n  - say: \"{b}, ask {a}.\"\n"
+NAMED = 'title: N\nsummary: N\nsteps:\n  - say: "{b}, ask {a}."\n'
 
 
 def test_show_uses_saved_names_and_flags_win(cli: Cli, tmp_path: Path) -> None:
