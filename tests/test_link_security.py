@@ -406,7 +406,7 @@ def test_junk_before_pairing_is_counted_and_told_in_one_line(caplog: pytest.LogC
 
     async def main() -> Host:
         timings = LinkTimings(**{**FAST.__dict__, "summary_every_s": 1000.0})
-        async with Host(CODE, setup=SETUP, timings=timings) as host:
+        async with Host(CODE, setup=SETUP, timings=timings, max_new_per_s=1e6) as host:
             for round_ in range(20):
                 for message in junk:
                     async with connect(host.url, proxy=None, compression=None) as ws:
@@ -502,5 +502,25 @@ def test_an_old_host_is_named_as_such() -> None:
             port = server.sockets[0].getsockname()[1]
             with pytest.raises(LinkError, match="older link protocol"):
                 await join_link(f"ws://127.0.0.1:{port}/", CODE, timings=FAST)
+
+    run(main())
+
+
+def test_new_connections_are_let_in_at_a_bounded_rate() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        async with Host(CODE, setup=SETUP, timings=FAST, max_unpaired=100, max_new_per_s=5.0) as host:
+            started = loop.time()
+            burst = [await asyncio.open_connection("127.0.0.1", host.port) for _ in range(30)]
+            for _ in range(300):
+                if host.unpaired + host.tally.counts["over_limit"] == 30:
+                    break
+                await asyncio.sleep(0.01)
+            elapsed_s = loop.time() - started
+            # A burst of 5 and then 5 a second: the rest were closed as they came.
+            assert 5 <= host.unpaired <= 5 + 5 * elapsed_s + 1, (host.unpaired, elapsed_s)
+            assert host.tally.counts["over_limit"] == 30 - host.unpaired
+            for _, writer in burst:
+                writer.close()
 
     run(main())

@@ -23,6 +23,7 @@ T = TypeVar("T")
 LinkEvent = Literal["lost", "restored", "ended"]
 APART_LOGGER: Final = "voice_guide.apart"
 _QUEUE_RECORDS: Final = 200
+_STOP_WAIT_S: Final = 5.0  # at the end, how long the terminal may take to catch up
 
 
 class LinkThread:
@@ -82,6 +83,19 @@ class _DroppingQueueHandler(logging.handlers.QueueHandler):
             self.dropped += 1
 
 
+class _Listener(logging.handlers.QueueListener):
+    """Write queued records in a thread; at the stop, wait a while for a slow terminal, never for ever."""
+
+    def stop(self) -> None:
+        try:
+            self.queue.put(self._sentinel, timeout=_STOP_WAIT_S)  # type: ignore[attr-defined]
+        except queue.Full:
+            return  # a stuck terminal: the writer is a daemon thread and ends with us
+        if self._thread is not None:
+            self._thread.join(_STOP_WAIT_S)
+            self._thread = None
+
+
 class _WriteHandler(logging.Handler):
     def __init__(self, write: Callable[[str], None]) -> None:
         super().__init__(logging.WARNING)
@@ -100,7 +114,7 @@ def logging_off_the_loop(write: Callable[[str], None], level: int = logging.WARN
     records: queue.Queue[logging.LogRecord] = queue.Queue(_QUEUE_RECORDS)
     handler = _DroppingQueueHandler(records)
     handler.setLevel(level)
-    listener = logging.handlers.QueueListener(records, _WriteHandler(write))
+    listener = _Listener(records, _WriteHandler(write))
     logger = logging.getLogger(APART_LOGGER)
     logger.addHandler(handler)
     logger.propagate = False

@@ -51,6 +51,9 @@ from voice_guide.errors import UsageError
 log = logging.getLogger(__name__)
 
 MAX_UNPAIRED: Final = 4
+# New unpaired connections let in per second (with a burst of as many): bounds the work a flood
+# can make the host do, however fast it connects. The partner needs one per reconnect.
+MAX_NEW_PER_S: Final = 20.0
 MAX_WRONG_TRIES: Final = 5
 # What a joiner sends is small; a bigger frame closes its connection (it then resumes).
 _HOST_MAX_FRAME_BYTES: Final = 16 * 1024
@@ -91,6 +94,7 @@ class Host(Peer):
         on_link_restored: Callback | None = None,
         on_new_code: Callable[[str], None] | None = None,
         max_unpaired: int = MAX_UNPAIRED,
+        max_new_per_s: float = MAX_NEW_PER_S,
         max_wrong_tries: int = MAX_WRONG_TRIES,
     ) -> None:
         super().__init__(clock, timings, on_link_lost, on_link_restored)
@@ -102,6 +106,7 @@ class Host(Peer):
         self._code = normalize_code(code) if code is not None else make_code()
         self._on_new_code = on_new_code
         self.max_unpaired = max_unpaired
+        self._admissions = _Bucket(max_new_per_s, clock)
         self.max_wrong_tries = max_wrong_tries
         try:
             # A round trip copies the caller's dict, so later changes to it cannot leak in.
@@ -139,12 +144,13 @@ class Host(Peer):
             host = self
 
             class Gated(ServerConnection):
-                """Close a connection as it is accepted when too many unpaired ones are open."""
+                """Close a connection as it is accepted when too many unpaired ones are open, or come too fast."""
 
                 counted = False
 
                 def connection_made(self, transport: asyncio.BaseTransport) -> None:
-                    if host._unpaired >= host.max_unpaired or host._ended is not None:
+                    full = host._unpaired >= host.max_unpaired or host._ended is not None
+                    if full or not host._admissions.take():
                         host.tally.count("over_limit")
                         Connection.connection_made(self, transport)  # no handler task, no handshake
                         cast(asyncio.Transport, transport).abort()
@@ -452,6 +458,26 @@ class Host(Peer):
             self._control_in(kind, message["at_host_s"], message["at_host_s"])
         else:
             return False
+        return True
+
+
+class _Bucket:
+    """Allow `rate_per_s` events a second on average, and as many at once."""
+
+    def __init__(self, rate_per_s: float, clock: Clock) -> None:
+        self.rate_per_s = rate_per_s
+        self._clock = clock
+        self._tokens = rate_per_s
+        self._at_s = clock()
+
+    def take(self) -> bool:
+        """Use one event's allowance; return False (and use nothing) when there is none left."""
+        now_s = self._clock()
+        self._tokens = min(self.rate_per_s, self._tokens + (now_s - self._at_s) * self.rate_per_s)
+        self._at_s = now_s
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
         return True
 
 
