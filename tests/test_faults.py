@@ -14,14 +14,16 @@ import numpy as np
 import pytest
 
 from voice_guide.errors import AudioDeviceError
-from voice_guide.journal.store import Journal, SessionInfo, connect, journal_path, list_sessions
-from voice_guide.live.audio import FileIO, IOStats, MicBlock
+from voice_guide.journal.store import Journal, SessionInfo, SessionRow, connect, journal_path, list_sessions
+from voice_guide.live import session as session_module
+from voice_guide.live.audio import DeviceLost, FileIO, IOStats, MicBlock, NullIO
 from voice_guide.live.records import SessionOptions
-from voice_guide.live.session import Session
-from voice_guide.live.vad import VoiceDetector
+from voice_guide.live.session import MIC_LINE_GAIN, MIC_LINES, Session
+from voice_guide.live.vad import ClapDetector, VoiceDetector
 from voice_guide.script import Listen, Pause, Say, Step
+from voice_guide.sound.align import find_clip
 from voice_guide.sound.levels import Samples
-from voice_guide.sound.wavfile import write_wav
+from voice_guide.sound.wavfile import read_wav, write_wav
 
 from .conftest import REPO, write
 from .support import RATE, Bank, Quiet
@@ -51,11 +53,108 @@ def _run_with_mic(tmp_path: Path, mic: Samples) -> tuple[Notes, object]:
     return notes, session.run()
 
 
-def test_a_silent_microphone_is_dropped_and_turns_last_their_time(tmp_path: Path) -> None:
+def test_a_silent_microphone_is_noted_once_and_turns_last_their_time(tmp_path: Path) -> None:
     notes, result = _run_with_mic(tmp_path, np.zeros(RATE * 20, np.float32))
     assert sum("only silence" in n for n in notes.notes) == 1
     turn = result.turns[0]  # type: ignore[attr-defined]
     assert turn.ended_by == "time" and turn.end_s - turn.start_s == pytest.approx(15.0)
+
+
+class Voices(Bank):
+    """Each line its own noise, so a matched filter tells the lines apart in the output."""
+
+    def speech(self, text: str) -> Samples:
+        rng = np.random.default_rng(sum(map(ord, text)))
+        return (0.2 * rng.standard_normal(int(0.6 * RATE))).astype(np.float32)
+
+
+def _match_at(audio: Samples, clip: Samples, at: int) -> float:
+    """Return how closely `audio` from `at` matches `clip` (correlation, 1.0 for the clip itself)."""
+    seg = audio[at : at + len(clip)].astype(np.float64)
+    ref = clip.astype(np.float64)
+    return float(seg @ ref / (np.linalg.norm(seg) * np.linalg.norm(ref) + 1e-12))
+
+
+def test_a_microphone_silent_at_first_is_heard_again_when_sound_arrives(tmp_path: Path) -> None:
+    from tests.vad_signals import claps_at
+
+    from .support import speech_like
+
+    # Exact zeros for 12 s (muted at the start), then talk, then a room's faint noise with
+    # a double clap to pause and another to resume.
+    mic = np.zeros(RATE * 40, np.float32)
+    mic[12 * RATE :] = claps_at([14.0, 14.4, 17.0, 17.4], 28, RATE)  # 26 s and 29 s into the session
+    talk = speech_like(3.0)
+    mic[12 * RATE : 12 * RATE + len(talk)] += talk
+    write_wav(tmp_path / "mic.wav", mic, RATE)
+    steps: list[Step] = [
+        Pause(11.0, 1),
+        Listen("a", "Ann", 20.0, 2, until_silence_s=1.0),
+        Say("Done.", 3),
+        Pause(12.0, 4),
+    ]
+    notes = Notes()
+    out = tmp_path / "out.wav"
+    session = Session(
+        steps,
+        Voices(),
+        FileIO(tmp_path / "mic.wav", out, RATE),
+        notes,
+        gate_factory=lambda: VoiceDetector(RATE),
+        claps=ClapDetector(RATE),
+        options=SessionOptions(headphones=True),
+        record_to=tmp_path / "rec.wav",
+    )
+    result = session.run()
+    assert sum("only silence" in n for n in notes.notes) == 1
+    assert sum("heard again; listening" in n for n in notes.notes) == 1, notes.notes
+    turn = result.turns[0]
+    # The turn heard the talk once the microphone came back and ended on the silence after it.
+    assert turn.ended_by == "silence"
+    assert turn.first_speech_s == pytest.approx(12.0 - turn.start_s, abs=0.2)
+    assert 15.0 + 1.0 <= turn.end_s < 15.0 + 3.0
+    audio, _ = read_wav(out)
+    bank = Voices()
+    # Said softly where the turn began, since the microphone had been silent for 10 s by then.
+    line = bank.speech(MIC_LINES["silent"]) * MIC_LINE_GAIN
+    at = round(turn.start_s * RATE)
+    assert find_clip(audio, line, at, RATE // 10) == pytest.approx(at, abs=2)
+    assert _match_at(audio, line, at) > 0.99
+    assert np.max(np.abs(audio[at : at + len(line)])) == pytest.approx(np.max(np.abs(line)), rel=0.01)
+    # The resume cue when it was heard again, 12 s in (the mic's first sample is the session's first frame).
+    cue = bank.cue("resume")
+    back = find_clip(audio, cue, 12 * RATE, RATE // 5)
+    assert back == pytest.approx(12 * RATE, abs=RATE // 20)
+    assert _match_at(audio, cue, back) > 0.9
+    # Double claps work again: the pause between them made the session about 3 s longer.
+    last = result.steps[-1]
+    assert last.end_s - last.start_s - 12.0 == pytest.approx(3.0, abs=0.15)
+    # And --record kept recording: the talk is in the file where it was heard.
+    recorded, _ = read_wav(tmp_path / "rec.wav")
+    assert not recorded[: 12 * RATE].any()
+    assert np.allclose(recorded[12 * RATE : 12 * RATE + len(talk)], mic[12 * RATE : 12 * RATE + len(talk)], atol=1e-4)
+
+
+def test_the_end_of_a_mic_file_is_silence_not_a_dead_microphone(tmp_path: Path) -> None:
+    from .support import speech_like
+
+    write_wav(tmp_path / "mic.wav", speech_like(1.0), RATE)
+    steps: list[Step] = [Pause(14.0, 1), Listen("a", "Ann", 3.0, 2, until_silence_s=1.0)]
+    notes = Notes()
+    out = tmp_path / "out.wav"
+    session = Session(
+        steps,
+        Voices(),
+        FileIO(tmp_path / "mic.wav", out, RATE),
+        notes,
+        gate_factory=lambda: VoiceDetector(RATE),
+        options=SessionOptions(headphones=True),
+    )
+    result = session.run()
+    assert not any("silence" in n for n in notes.notes), notes.notes
+    audio, _ = read_wav(out)
+    assert not audio.any()  # nothing said: a pause and a turn
+    assert result.turns[0].ended_by == "time"
 
 
 def test_a_clipping_microphone_is_dropped(tmp_path: Path) -> None:
@@ -65,35 +164,84 @@ def test_a_clipping_microphone_is_dropped(tmp_path: Path) -> None:
     assert result.turns[0].ended_by == "time"  # type: ignore[attr-defined]
 
 
-class FailingIO:
-    """Plays a while, then fails the way an unplugged device does."""
+class FlakyIO:
+    """Plays a while, then loses the device the way an unplugged one is lost; back after some tries."""
 
     sample_rate_hz = RATE
     input_channels = 0
 
-    def __init__(self, fail_after_blocks: int) -> None:
+    def __init__(self, fail_at_block: int, back_at_try: int | None) -> None:
         self.stats = IOStats()
-        self.left = fail_after_blocks
+        self.fail_at = fail_at_block
+        self.back_at = back_at_try
+        self.blocks = self.tries = 0
+        self.lost = False
+        self.played: list[Samples] = []
+        self.resumed_at: int | None = None
 
     def start(self) -> None: ...
 
     def exchange(self, block: Samples) -> list[MicBlock]:
-        self.left -= 1
-        if self.left < 0:
-            raise AudioDeviceError("the sound device stopped responding", "was it unplugged?")
+        assert not self.lost, "exchange on a lost device"
+        self.blocks += 1
+        if self.blocks == self.fail_at:
+            self.lost = True
+            raise DeviceLost("the sound device stopped responding", "was it unplugged?")
+        self.played.append(block.copy())
         return []
 
     def finish(self) -> None: ...
 
     def abort(self) -> None: ...
 
+    def reopen(self) -> bool:
+        self.tries += 1
+        if self.back_at is None or self.tries < self.back_at:
+            return False
+        self.lost = False
+        self.resumed_at = sum(len(b) for b in self.played)
+        return True
 
-def test_a_device_failing_mid_session_leaves_the_journal_marked_error(tmp_path: Path) -> None:
+
+STEPS_4: list[Step] = [Say("One.", 1), Pause(1.0, 2), Say("Two.", 3), Pause(2.0, 4)]
+
+
+def test_a_lost_device_is_reopened_and_the_session_resumes_where_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session_module, "REOPEN_EVERY_S", 0.001)
+    planned = Session(STEPS_4, Bank(), NullIO(RATE), Quiet()).run().length_s
+    io = FlakyIO(fail_at_block=150, back_at_try=4)
+    notes = Notes()
+    result = Session(STEPS_4, Bank(), io, notes).run()
+    assert result.ended_by == "complete"
+    assert [r.kind for r in result.steps] == ["say", "pause", "say", "pause"]
+    assert io.tries == 4
+    assert [n.split(":")[0] for n in notes.notes] == ["paused", "resumed"]
+    assert "device lost" in notes.notes[0]
+    # Both clocks stood still while the device was gone, and the block in flight was made again.
+    played = np.concatenate(io.played)
+    assert result.length_s == pytest.approx(planned, abs=1e-9)
+    assert len(played) == round(result.length_s * RATE)
+    # The resume cue comes first when it is back.
+    cue = Bank().cue("resume")
+    assert io.resumed_at is not None
+    assert _match_at(played, cue, io.resumed_at) > 0.99
+    assert not played[io.resumed_at - RATE // 2 : io.resumed_at].any()  # it fell in the silent pause
+
+
+def test_a_device_that_stays_lost_ends_the_session_with_the_journal_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session_module, "REOPEN_EVERY_S", 0.001)
+    monkeypatch.setattr(session_module, "REOPEN_FOR_S", 0.05)
     steps: list[Step] = [Say("One.", 1), Pause(1.0, 2), Say("Two.", 3), Pause(30.0, 4)]
     journal = Journal(journal_path(tmp_path), SessionInfo("t", "T", "A", "B", {}), print)
-    session = Session(steps, Bank(), FailingIO(fail_after_blocks=300), journal)
-    with pytest.raises(AudioDeviceError):
+    io = FlakyIO(fail_at_block=300, back_at_try=None)
+    session = Session(steps, Bank(), io, journal)
+    with pytest.raises(AudioDeviceError, match="did not come back within 0 s"):
         session.run()
+    assert io.tries > 1
     partial = session.result_so_far
     assert partial is not None
     journal.close("error", partial.length_s, partial.underruns)
@@ -104,8 +252,8 @@ def test_a_device_failing_mid_session_leaves_the_journal_marked_error(tmp_path: 
     assert [r["kind"] for r in db.execute("SELECT kind FROM steps ORDER BY start_s")] == ["say", "pause", "say"]
 
 
-def test_killing_the_sound_server_mid_run_is_one_line_exit_1(tmp_path: Path, home: Path) -> None:
-    # A PulseAudio of this test's own, so killing it spares the rest of the suite.
+def _own_pulse(tmp_path: Path, home: Path) -> dict[str, str]:
+    """Start a PulseAudio of this test's own (so breaking it spares the rest of the suite); return its env."""
     env = {**os.environ, "VG_PULSE_DIR": str(tmp_path / "pulse"), "VOICE_GUIDE_HOME": str(home)}
     exports = subprocess.run(
         [str(REPO / "tools" / "pulse.sh"), "env"], env=env, capture_output=True, text=True, check=True
@@ -114,28 +262,123 @@ def test_killing_the_sound_server_mid_run_is_one_line_exit_1(tmp_path: Path, hom
         key, _, value = item.partition("=")
         env[key] = value.strip("'")
     subprocess.run([str(REPO / "tools" / "pulse.sh"), "start"], env=env, check=True, capture_output=True)
-    pid = int((tmp_path / "pulse" / "pid").read_text())
-    script = write(tmp_path, "slow.yaml", "title: S\nsummary: S\nsteps:\n  - say: One.\n  - pause: 30s\n")
+    return env
+
+
+def _start_then_break(
+    tmp_path: Path, env: dict[str, str], args: list[str], steps: str
+) -> tuple[subprocess.Popen[str], list[str]]:
+    """Run the CLI on a script; return it and the stdout lines read once its long pause has begun."""
+    script = write(tmp_path, "slow.yaml", f"title: S\nsummary: S\nsteps:\n{steps}")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "voice_guide", "run", str(script), "--no-mic"],
+        [sys.executable, "-m", "voice_guide", "run", str(script), *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     assert proc.stdout is not None
+    lines = []
     for line in proc.stdout:
+        lines.append(line)
         if "pause" in line:
             break
     time.sleep(1.0)
-    os.kill(pid, signal.SIGKILL)
+    return proc, lines
+
+
+def _kill_pulse(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pulse" / "pid"
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    pid_file.unlink()
+
+
+def _journal_row(home: Path) -> SessionRow:
+    db = connect(journal_path(home / "data"))
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    return list_sessions(db)[0]
+
+
+SLOW = "  - say: One.\n  - pause: 6s\n  - say: Two.\n"
+
+
+@pytest.mark.parametrize("mic", [False, True], ids=["no-mic", "duplex"])
+def test_a_restarted_sound_server_is_recovered_and_the_session_completes(tmp_path: Path, home: Path, mic: bool) -> None:
+    env = _own_pulse(tmp_path, home)
+    try:
+        proc, lines = _start_then_break(tmp_path, env, ["--headphones" if mic else "--no-mic"], SLOW)
+        _kill_pulse(tmp_path)
+        time.sleep(3.0)
+        subprocess.run([str(REPO / "tools" / "pulse.sh"), "start"], env=env, check=True, capture_output=True)
+        rest, err = proc.communicate(timeout=120)
+        out = "".join(lines) + rest
+    finally:
+        subprocess.run([str(REPO / "tools" / "pulse.sh"), "stop"], env=env, capture_output=True)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert "paused: device lost" in out and "resumed: the sound device is back" in out
+    assert "step 3/3" in out
+    assert _journal_row(home).ended_by == "complete"
+
+
+@pytest.mark.parametrize("mic", [False, True], ids=["no-mic", "duplex"])
+def test_unloaded_sinks_are_recovered_and_the_session_completes(tmp_path: Path, home: Path, mic: bool) -> None:
+    env = _own_pulse(tmp_path, home)
+    try:
+        modules = subprocess.run(
+            ["pactl", "list", "short", "modules"], env=env, capture_output=True, text=True, check=True
+        ).stdout
+        # Both sinks: with one left PulseAudio itself moves the stream there and nothing is lost.
+        sinks = [line.split("\t") for line in modules.splitlines() if line.split("\t")[1] == "module-null-sink"]
+        assert len(sinks) == 2
+        proc, lines = _start_then_break(tmp_path, env, ["--headphones" if mic else "--no-mic"], SLOW)
+        for sink in sinks:
+            subprocess.run(["pactl", "unload-module", sink[0]], env=env, check=True)
+        time.sleep(2.0)
+        for sink in sinks:
+            subprocess.run(
+                ["pactl", "load-module", "module-null-sink", sink[2]], env=env, check=True, capture_output=True
+            )
+        subprocess.run(["pactl", "set-default-sink", "vg_out"], env=env, check=True)
+        subprocess.run(["pactl", "set-default-source", "vg_mic.monitor"], env=env, check=True)
+        rest, err = proc.communicate(timeout=120)
+        out = "".join(lines) + rest
+    finally:
+        subprocess.run([str(REPO / "tools" / "pulse.sh"), "stop"], env=env, capture_output=True)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert "paused: device lost" in out and "resumed: the sound device is back" in out
+    assert "step 3/3" in out
+    assert _journal_row(home).ended_by == "complete"
+
+
+def test_a_sound_server_that_stays_dead_is_one_line_exit_1(tmp_path: Path, home: Path) -> None:
+    env = {**_own_pulse(tmp_path, home), "VOICE_GUIDE_REOPEN_S": "3"}
+    proc, _ = _start_then_break(tmp_path, env, ["--headphones"], "  - say: One.\n  - pause: 30s\n")
+    _kill_pulse(tmp_path)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "Traceback" not in err
-    ours = [line for line in err.splitlines() if line.startswith("voice-guide:")]
+    ours = [line for line in err.splitlines() if line.startswith("voice-guide:") and "error" in line]
     assert ours == [
-        "voice-guide: saved as session 1 (see: voice-guide history show 1)",
-        "voice-guide: error: the sound device stopped responding (was it unplugged, or did the sound server stop?)",
+        "voice-guide: error: the sound device stopped responding, and it did not come back within 3 s"
+        " (was it unplugged, or did the sound server stop?)"
     ]
-    rows = list_sessions(connect(journal_path(home / "data")))
-    assert rows[0].ended_by == "error"
+    assert _journal_row(home).ended_by == "error"
+
+
+def test_ctrl_c_ends_a_session_whose_sound_server_hangs(tmp_path: Path, home: Path) -> None:
+    env = _own_pulse(tmp_path, home)
+    pid = int((tmp_path / "pulse" / "pid").read_text())
+    try:
+        proc, _ = _start_then_break(tmp_path, env, ["--headphones"], "  - say: One.\n  - pause: 30s\n")
+        os.kill(pid, signal.SIGSTOP)  # a server that hangs: calls into it block instead of failing
+        time.sleep(4.0)
+        proc.send_signal(signal.SIGINT)
+        # Bounded, not timed (bench/device_bench.py times it): a hang fails here.
+        proc.communicate(timeout=30)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        subprocess.run([str(REPO / "tools" / "pulse.sh"), "stop"], env=env, capture_output=True)
+    assert proc.returncode == 130
+    assert _journal_row(home).ended_by == "quit"

@@ -9,11 +9,13 @@ Only `SoundDeviceIO` imports sounddevice, and only when it is built.
 
 from __future__ import annotations
 
+import atexit
+import logging
 import queue
 import threading
 import time
 import wave
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,11 +28,27 @@ from voice_guide.sound.clips import resample
 from voice_guide.sound.levels import Samples
 from voice_guide.sound.wavfile import read_wav_channels, to_pcm16
 
+log = logging.getLogger(__name__)
+
 MicSamples = npt.NDArray[np.float32]  # frames x channels
 # Measure drift between two devices only over a stretch long enough to mean something.
 DRIFT_AFTER_S = 10.0
 # How many recent callbacks the output clock's time estimate is taken over (apart mode).
 ZERO_WINDOW = 32
+# Stopping a stream can hang for good inside PortAudio when the sound server dies under
+# it; stop and close get this long in a helper thread, then the stream is abandoned, so
+# neither a lost device nor Ctrl-C can leave the session stuck.
+CLOSE_TIMEOUT_S = 0.5
+# How long `exchange` waits for the device to take output before calling it lost.
+STALL_S = 2.0
+# Opening or starting a stream normally takes milliseconds; longer means the server hangs.
+OPEN_TIMEOUT_S = 3.0
+# The period each callback handles; 0 lets PortAudio choose.
+BLOCK_S = 0.0
+
+
+class DeviceLost(AudioDeviceError):
+    """A stream stopped or failed mid-session (unplugged, sound server restarted, poll failure)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +57,8 @@ class MicBlock:
 
     start_frame: int
     samples: MicSamples
+    # True when these samples are padding past the end of a --mic-file, not something heard.
+    past_end: bool = False
 
 
 @dataclass
@@ -76,6 +96,10 @@ class AudioIO(Protocol):
         """Close at once (Ctrl-C, errors)."""
         ...
 
+    def reopen(self) -> bool:
+        """After `exchange` raised DeviceLost: try once to open the device again; return True if it plays."""
+        ...
+
 
 # ---------------------------------------------------------------- no audio
 
@@ -102,6 +126,10 @@ class NullIO:
 
     def abort(self) -> None:
         """Nothing to close."""
+
+    def reopen(self) -> bool:
+        """Nothing can be lost."""
+        return True
 
 
 # ---------------------------------------------------------------- files
@@ -158,6 +186,8 @@ class FileIO:
             return []
         mic = self._mic[start : start + len(block)]
         if len(mic) < len(block):
+            if start >= len(self._mic):
+                return [MicBlock(start, np.zeros((len(block), self.input_channels), np.float32), past_end=True)]
             mic = np.concatenate([mic, np.zeros((len(block) - len(mic), self.input_channels), np.float32)])
         return [MicBlock(start, mic)]
 
@@ -179,6 +209,10 @@ class FileIO:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+    def reopen(self) -> bool:
+        """A file cannot be lost."""
+        return True
 
 
 # ---------------------------------------------------------------- real devices
@@ -246,11 +280,36 @@ def find_device(spec: str | None, kind: str, devices: Sequence[DeviceInfo]) -> D
     return match[0]
 
 
+def _bounded(work: Callable[[], object], timeout_s: float) -> bool:
+    """Run `work` in a daemon thread; return False if it was still running after `timeout_s`.
+
+    PortAudio calls can block for good when the sound server dies under them; the
+    main thread only waits (interruptibly, so Ctrl-C still works), never blocks in them.
+    """
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the caller below
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="audio-call", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        return False
+    if failure:
+        raise failure[0]
+    return True
+
+
 class SoundDeviceIO:
     """Play and record through PortAudio; one duplex stream when input and output share a device.
 
     The callback only copies: queued output blocks out, microphone blocks in,
-    each stamped with the output frame being played.
+    each stamped with the output frame being played. A stream that stops or fails
+    makes `exchange` raise DeviceLost; `reopen` then tries the same device, then the default.
     """
 
     def __init__(
@@ -261,6 +320,7 @@ class SoundDeviceIO:
         input_channels: int = 1,
         lead_s: float = 0.2,
         latency_s: float = 0.1,
+        block_s: float = BLOCK_S,
     ) -> None:
         self.sample_rate_hz = sample_rate_hz
         self.stats = IOStats()
@@ -268,6 +328,7 @@ class SoundDeviceIO:
         self.input = input_
         self.input_channels = min(input_channels, input_.inputs) if input_ else 0
         self.latency_s = latency_s
+        self._block_frames = round(block_s * sample_rate_hz)
         self._sd = _sounddevice()
         # Output is produced at most `lead_s` ahead of what is playing: enough to ride
         # out scheduling hiccups, little enough that pause and skip feel immediate.
@@ -276,12 +337,17 @@ class SoundDeviceIO:
         self._queued = 0
         self._current: Samples = np.zeros(0, np.float32)
         self._played = 0
+        self._handed = 0
         self._in: queue.Queue[MicBlock] = queue.Queue()
         self._room = threading.Condition()
         self._draining = False
         self._streams: list[Any] = []
         self._running = False
         self._heard = 0
+        # Each opening of the device gets a number; a callback from an older, abandoned
+        # stream (stuck in PortAudio, then woken) must not touch this one's queues.
+        self._generation = 0
+        self._abandoned = False
         # Apart mode: when output frame 0 reached (or would have reached) the speaker, in
         # time.monotonic() seconds. Each callback gives an estimate (its time plus the DAC
         # delay PortAudio reports, less the frames before it); a late callback only errs late,
@@ -337,25 +403,39 @@ class SoundDeviceIO:
         zero = self._zero_s
         return None if zero is None else round((t_s - zero) * self.sample_rate_hz)
 
-    def _duplex_callback(self, indata: Any, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
-        self._count(status)
-        self._stamp_time(time_info)
-        stamp = self._fill(outdata, frames)
-        self._in.put(MicBlock(stamp, indata[:, : self.input_channels].copy()))
+    def _callbacks(self, generation: int) -> tuple[Callable[..., None], Callable[..., None], Callable[..., None]]:
+        """Return the duplex, output and input callbacks for one opening of the device."""
+        stale = self._sd.CallbackAbort
 
-    def _output_callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
-        self._count(status)
-        self._stamp_time(time_info)
-        self._fill(outdata, frames)
+        def duplex(indata: Any, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+            if generation != self._generation:
+                outdata.fill(0)
+                raise stale
+            self._count(status)
+            self._stamp_time(time_info)
+            stamp = self._fill(outdata, frames)
+            self._in.put(MicBlock(stamp, indata[:, : self.input_channels].copy()))
 
-    def _input_callback(self, indata: Any, frames: int, _time: Any, status: Any) -> None:
-        self._count(status)
-        # A separate input device: stamp with the output clock now, so drift between
-        # the two devices never accumulates on the session's timeline.
-        self._in.put(MicBlock(max(0, self._played - frames), indata[:, : self.input_channels].copy()))
-        self._heard += frames
-        if self._played >= DRIFT_AFTER_S * self.sample_rate_hz:
-            self.stats.drift_ppm = (self._heard / self._played - 1.0) * 1e6
+        def output(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+            if generation != self._generation:
+                outdata.fill(0)
+                raise stale
+            self._count(status)
+            self._stamp_time(time_info)
+            self._fill(outdata, frames)
+
+        def input_(indata: Any, frames: int, _time: Any, status: Any) -> None:
+            if generation != self._generation:
+                raise stale
+            self._count(status)
+            # A separate input device: stamp with the output clock now, so drift between
+            # the two devices never accumulates on the session's timeline.
+            self._in.put(MicBlock(max(0, self._played - frames), indata[:, : self.input_channels].copy()))
+            self._heard += frames
+            if self._played >= DRIFT_AFTER_S * self.sample_rate_hz:
+                self.stats.drift_ppm = (self._heard / self._played - 1.0) * 1e6
+
+        return duplex, output, input_
 
     def _count(self, status: Any) -> None:
         if status.input_overflow:
@@ -365,47 +445,66 @@ class SoundDeviceIO:
 
     def start(self) -> None:
         """Open the stream(s); they start once the first `lead_s` of output is queued."""
-        sd = self._sd
-        common = {"samplerate": self.sample_rate_hz, "dtype": "float32", "latency": self.latency_s}
         try:
-            if self.input is not None and self.input.index == self.output.index:
-                self._streams = [
-                    sd.Stream(
-                        device=(self.input.index, self.output.index),
-                        channels=(self.input_channels, 1),
-                        callback=self._duplex_callback,
-                        **common,
-                    )
-                ]
-            else:
-                self._streams = [
-                    sd.OutputStream(device=self.output.index, channels=1, callback=self._output_callback, **common)
-                ]
-                if self.input is not None:
-                    self._streams.append(
-                        sd.InputStream(
-                            device=self.input.index,
-                            channels=self.input_channels,
-                            callback=self._input_callback,
-                            **common,
-                        )
-                    )
-        except (sd.PortAudioError, ValueError) as exc:
+            self._open(self.output, self.input)
+        except (self._sd.PortAudioError, ValueError, DeviceLost) as exc:
             self.abort()
             raise AudioDeviceError(
                 f"cannot open the sound device '{self.output.name}': {exc}",
                 "check 'voice-guide devices' and that nothing else holds the device",
             ) from None
 
+    def _open(self, output: DeviceInfo, input_: DeviceInfo | None) -> None:
+        """Build the stream(s) for these devices (not started); raise PortAudioError or ValueError."""
+        sd = self._sd
+        self._generation += 1
+        duplex, out_cb, in_cb = self._callbacks(self._generation)
+        common = {
+            "samplerate": self.sample_rate_hz,
+            "dtype": "float32",
+            "latency": self.latency_s,
+            "blocksize": self._block_frames,
+        }
+        built: list[Any] = []
+
+        def build() -> None:
+            if input_ is not None and input_.index == output.index:
+                built.append(
+                    sd.Stream(
+                        device=(input_.index, output.index),
+                        channels=(self.input_channels, 1),
+                        callback=duplex,
+                        **common,
+                    )
+                )
+                return
+            built.append(sd.OutputStream(device=output.index, channels=1, callback=out_cb, **common))
+            if input_ is not None:
+                built.append(
+                    sd.InputStream(device=input_.index, channels=self.input_channels, callback=in_cb, **common)
+                )
+
+        try:
+            done = _bounded(build, OPEN_TIMEOUT_S)
+        finally:
+            self._streams = built
+        if not done:
+            self._close_streams()
+            raise DeviceLost(f"opening '{output.name}' did not finish within {OPEN_TIMEOUT_S:.0f} s")
+
     def exchange(self, block: Samples) -> list[MicBlock]:
-        """Queue `block`, waiting while the lead is full; return the mic blocks that arrived."""
+        """Queue `block`, waiting while the lead is full; return the mic blocks that arrived.
+
+        Raise DeviceLost when the device stops taking output (see `reopen`).
+        """
         with self._room:
             while self._running and self._queued >= self._lead_frames:
-                if not self._room.wait(timeout=2.0) or not self._alive():
-                    raise AudioDeviceError(
+                if not self._room.wait(timeout=STALL_S) or not self._alive():
+                    raise DeviceLost(
                         "the sound device stopped responding", "was it unplugged, or did the sound server stop?"
                     )
             self._queued += len(block)
+        self._handed += len(block)
         self._out.put(block.astype(np.float32, copy=False))
         if not self._running and self._queued >= self._lead_frames:
             self._start_streams()
@@ -414,14 +513,20 @@ class SoundDeviceIO:
     def _start_streams(self) -> None:
         # Starting on a primed queue means the device never begins with an underrun.
         self._running = True
-        try:
-            for stream in self._streams:
+        streams = list(self._streams)
+
+        def start() -> None:
+            for stream in streams:
                 stream.start()
+
+        try:
+            done = _bounded(start, OPEN_TIMEOUT_S)
         except self._sd.PortAudioError as exc:
-            self.abort()
-            raise AudioDeviceError(
+            raise DeviceLost(
                 f"cannot start the sound device '{self.output.name}': {exc}", "check 'voice-guide devices'"
             ) from None
+        if not done:
+            raise DeviceLost(f"starting '{self.output.name}' did not finish within {OPEN_TIMEOUT_S:.0f} s")
 
     def _alive(self) -> bool:
         return all(stream.active for stream in self._streams)
@@ -439,6 +544,74 @@ class SoundDeviceIO:
         """Return how many frames the device has taken so far."""
         return self._played
 
+    def reopen(self) -> bool:
+        """Close what is left of the lost stream(s); try once to open the same device, then the default.
+
+        Returns True when a device is open again; output queued for the lost one is dropped,
+        and the frames handed out so far count as played, so the timeline goes on unbroken.
+        """
+        self._close_streams()
+        with self._room:
+            self._out = queue.Queue()
+            self._current = np.zeros(0, np.float32)
+            self._queued = 0
+            self._played = self._handed
+            self._draining = False
+        self._zero_window = []
+        for output, input_ in self._candidates():
+            try:
+                self._open(output, input_)
+            except (self._sd.PortAudioError, ValueError, DeviceLost) as exc:
+                log.info("reopening %s failed: %s", output.name, exc)
+                self._close_streams()
+                continue
+            if (output.name, input_ and input_.name) != (self.output.name, self.input and self.input.name):
+                log.info("now playing on %s", output.name)
+            self.output, self.input = output, input_
+            return True
+        return False
+
+    def _candidates(self) -> list[tuple[DeviceInfo, DeviceInfo | None]]:
+        """Return (output, input) pairs to try: the same devices by name first, then the defaults."""
+        if not self._abandoned:
+            # A replugged USB headset gets a new ALSA card: PortAudio must list devices again.
+            # Never with a stream left stuck inside it: terminating would wait on that stream.
+            sd = self._sd
+
+            def relist() -> None:
+                sd._terminate()
+                sd._initialize()
+
+            try:
+                if not _bounded(relist, OPEN_TIMEOUT_S):
+                    self._abandon("listing sound devices")
+            except sd.PortAudioError as exc:
+                log.info("cannot list sound devices: %s", exc)
+                return []
+        devices = list_devices()
+
+        def by_name(old: DeviceInfo | None, kind: str) -> DeviceInfo | None:
+            if old is None:
+                return None
+            same = [d for d in devices if d.name == old.name and (d.inputs if kind == "input" else d.outputs)]
+            return same[0] if same else None
+
+        pairs: list[tuple[DeviceInfo, DeviceInfo | None]] = []
+        same_out = by_name(self.output, "output")
+        same_in = by_name(self.input, "input")
+        if same_out is not None and (self.input is None or same_in is not None):
+            pairs.append((same_out, same_in))
+        default_out = find_device(None, "output", devices)
+        default_in = None if self.input is None else find_device(None, "input", devices)
+        if default_out is not None and (self.input is None or default_in is not None):
+            pair = (default_out, default_in)
+            if not pairs or (pair[0].index, pair[1] and pair[1].index) != (
+                pairs[0][0].index,
+                pairs[0][1] and pairs[0][1].index,
+            ):
+                pairs.append(pair)
+        return pairs
+
     def finish(self) -> None:
         """Wait until everything queued has played, then close."""
         if not self._running and self._streams:
@@ -446,18 +619,37 @@ class SoundDeviceIO:
         self._draining = True
         deadline = time.monotonic() + self._queued / self.sample_rate_hz + 2 * self.latency_s + 1.0
         with self._room:
-            while self._queued > 0 and time.monotonic() < deadline:
+            while self._queued > 0 and time.monotonic() < deadline and self._alive():
                 self._room.wait(timeout=0.1)
         time.sleep(self.latency_s)  # the device's own buffer
         self.abort()
 
     def abort(self) -> None:
-        """Stop and close the stream(s) now."""
+        """Stop and close the stream(s) now, waiting at most CLOSE_TIMEOUT_S."""
         self._draining = True
-        for stream in self._streams:
-            try:
-                stream.stop()
-                stream.close()
-            except Exception:
-                pass
-        self._streams = []
+        self._close_streams()
+
+    def _close_streams(self) -> None:
+        streams, self._streams = self._streams, []
+        self._running = False
+        self._generation += 1
+        if not streams:
+            return
+
+        def close() -> None:
+            for stream in streams:
+                stream.abort(ignore_errors=True)
+                stream.close(ignore_errors=True)
+
+        try:
+            if not _bounded(close, CLOSE_TIMEOUT_S):
+                self._abandon("closing the sound device")
+        except Exception as exc:  # a failing close of a lost device changes nothing
+            log.debug("closing the sound device: %s", exc)
+
+    def _abandon(self, doing: str) -> None:
+        """Leave a PortAudio call stuck in its helper thread; keep PortAudio from waiting on it at exit."""
+        log.info("%s did not finish within its time; left it behind", doing)
+        if not self._abandoned:
+            self._abandoned = True
+            atexit.unregister(self._sd._exit_handler)

@@ -10,6 +10,9 @@ ends at a frame, never after a sleep, so a long session cannot drift.
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 import wave
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -19,7 +22,8 @@ from typing import Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from voice_guide.live.audio import AudioIO, MicBlock
+from voice_guide.errors import AudioDeviceError
+from voice_guide.live.audio import AudioIO, DeviceLost, MicBlock
 from voice_guide.live.records import (
     Command,
     Heard,
@@ -36,6 +40,8 @@ from voice_guide.sound.levels import Samples, rms_dbfs
 from voice_guide.sound.timeline import ClipBank, Event, Mixer, place_step, remind_event, s_to_frames
 from voice_guide.sound.wavfile import to_pcm16
 
+log = logging.getLogger(__name__)
+
 VAD_FRAME_S = 0.01
 # Pause and resume fade rather than cut, so nobody is startled.
 FADE_S = 0.03
@@ -43,6 +49,16 @@ FADE_S = 0.03
 INTERRUPTION_S = 1.0
 # The feedback sound each command makes, so eyes-closed partners know what happened.
 FEEDBACK_CUE = {"pause": "pause", "resume": "resume", "skip": "soft", "back": "soft", "quit": "soft"}
+# A lost sound device is tried again this often, for this long, before the session ends
+# (VOICE_GUIDE_REOPEN_S shortens the wait for tests of the giving-up path).
+REOPEN_EVERY_S = 0.5
+REOPEN_FOR_S = float(os.environ.get("VOICE_GUIDE_REOPEN_S", "60"))
+# Said softly at the start of a listen turn while the microphone cannot be listened to.
+MIC_LINES = {
+    "silent": "I can't hear the microphone; this turn will run its full time.",
+    "clipping": "The microphone is too loud to listen to; this turn will run its full time.",
+}
+MIC_LINE_GAIN = 0.5
 
 
 class SpeechGate(Protocol):
@@ -103,7 +119,12 @@ class Scheduler(Protocol):
 
 
 class MicHealth:
-    """Notice a microphone that cannot be listened to: only digital silence, or clipping."""
+    """Watch the microphone all session: it goes unheard on digital silence or clipping, and comes back.
+
+    Digital silence (exact zeros: a muted source, a closed noise gate) over a whole window
+    makes it unheard; the first block with any sound in it brings it back at once.
+    Clipping over a share of a window makes it unheard until a window without it.
+    """
 
     # Judge over this much audio: long enough not to trip on one shout, or on a virtual
     # microphone (a sound server's monitor) that is exactly silent until someone talks.
@@ -113,21 +134,37 @@ class MicHealth:
     def __init__(self, sample_rate_hz: int) -> None:
         self.window = round(self.WINDOW_S * sample_rate_hz)
         self.seen = self.nonzero = self.clipped = 0
+        self.problem: Literal["silent", "clipping"] | None = None
 
-    def check(self, samples: npt.NDArray[np.float32]) -> str | None:
-        """Take mic samples; return why the mic is unusable once a full window is seen, else None."""
+    def check(self, samples: npt.NDArray[np.float32]) -> bool:
+        """Take mic samples (frames x channels); return True when `problem` has just changed."""
+        sounding = int(np.count_nonzero(np.any(samples != 0.0, axis=1)))
+        if self.problem == "silent" and sounding:
+            self.problem = None
+            self.seen = self.nonzero = self.clipped = 0
+            return True
         self.seen += samples.shape[0]
-        self.nonzero += int(np.count_nonzero(np.any(samples != 0.0, axis=1)))
+        self.nonzero += sounding
         self.clipped += int(np.count_nonzero(np.any(np.abs(samples) >= 0.999, axis=1)))
         if self.seen < self.window:
-            return None
-        verdict = None
+            return False
+        verdict: Literal["silent", "clipping"] | None = None
         if self.nonzero == 0:
-            verdict = "the microphone sends only silence (is it muted?)"
+            verdict = "silent"
         elif self.clipped > self.CLIPPED_SHARE * self.seen:
-            verdict = "the microphone is clipping (turn its level down)"
+            verdict = "clipping"
         self.seen = self.nonzero = self.clipped = 0
-        return verdict
+        changed = verdict != self.problem
+        self.problem = verdict
+        return changed
+
+    def describe(self) -> str:
+        """Return the current problem in words (for the screen)."""
+        if self.problem == "silent":
+            return "the microphone sends only silence (is it muted?)"
+        if self.problem == "clipping":
+            return "the microphone is clipping (turn its level down)"
+        return "the microphone is heard again"
 
 
 class MicRecorder:
@@ -230,6 +267,11 @@ class Session:
         self._overlap_frames = 0
         self._mic_origin: int | None = None
         self._mic_health = MicHealth(self.rate)
+        # Whether the present spell of an unusable microphone has been said aloud yet.
+        self._mic_announced = False
+        self._mic_file_ended = False
+        # After a lost device comes back, mic stamps jump over the output that was lost.
+        self._mic_realign = False
         self._tracker: TurnTracker | None = None
         self._vad_frames = 0
         # What had happened when run() was interrupted (Ctrl-C, a device failure): saved, then re-raised.
@@ -336,6 +378,8 @@ class Session:
         self.feedback.forget_before(self.clock.out)
         for event in events:
             self.mixer.add(event)
+        if tracker is not None and self.mic:
+            self._say_mic_line(index, start)
         self.observer.step_started(index, len(self.steps), step, self.clock.to_out(start) / self.rate)
         end = start + length if tracker is None else None
         if scheduler is not None:
@@ -405,6 +449,19 @@ class Session:
 
     def _pump(self, n_frames: int) -> list[Heard]:
         """Send one block out; return speech decisions (session frame, who is speaking)."""
+        while True:
+            out, running = self._next_block(n_frames)
+            try:
+                mic = self.io.exchange(out)
+                break
+            except DeviceLost as lost:
+                # Neither clock moved: the block is made again (with the resume cue) once it is back.
+                self._recover(lost)
+        self.clock.advance(n_frames, running)
+        return self._listen(mic) if self._gates else []
+
+    def _next_block(self, n_frames: int) -> tuple[Samples, bool]:
+        """Mix the next output block; return it and whether it moves the session clock."""
         running = not self.paused
         out = (
             self.mixer.mix(self.clock.session, n_frames)
@@ -419,15 +476,40 @@ class Session:
             self._fade = None
         out = out + self.feedback.mix(self.clock.out, n_frames)
         np.clip(out, -1.0, 1.0, out=out)
-        mic = self.io.exchange(out)
-        self.clock.advance(n_frames, running)
-        return self._listen(mic) if self._gates else []
+        return out, running
 
     def _pump_feedback(self) -> None:
         """Let a last feedback sound (e.g. after quit) play out."""
         while self.feedback.sounding(self.clock.out, 1):
-            self.io.exchange(self.feedback.mix(self.clock.out, self.block))
+            try:
+                self.io.exchange(self.feedback.mix(self.clock.out, self.block))
+            except DeviceLost as lost:
+                self._recover(lost)
+                continue
             self.clock.advance(self.block, False)
+
+    def _recover(self, lost: DeviceLost) -> None:
+        """Stand still on both clocks while the device is gone; reopen it, or end after REOPEN_FOR_S.
+
+        No block is pumped while waiting, so the step and its turn resume where they were
+        (less the output that was queued in the lost device), fading in under the resume cue.
+        """
+        self.observer.note(f"paused: device lost ({lost.message}); trying to open it again")
+        log.info("sound device lost: %s", lost.one_line())
+        began = time.monotonic()
+        while not self.io.reopen():
+            if time.monotonic() - began >= REOPEN_FOR_S:
+                raise AudioDeviceError(
+                    f"{lost.message}, and it did not come back within {REOPEN_FOR_S:.0f} s", lost.hint
+                ) from None
+            time.sleep(REOPEN_EVERY_S)
+        waited_s = time.monotonic() - began
+        log.info("sound device back after %.1f s", waited_s)
+        self.observer.note(f"resumed: the sound device is back after {waited_s:.1f} s")
+        self._mic_realign = True
+        self._feedback("resume")
+        if not self.paused:
+            self._fade = "in"
 
     def _listen(self, blocks: list[MicBlock]) -> list[Heard]:
         """Run the detectors over new mic blocks; return their verdict per 10 ms frame."""
@@ -435,12 +517,13 @@ class Session:
         for block in blocks:
             if self._recorder is not None:
                 self._recorder.write(block.samples)
-            problem = self._mic_health.check(block.samples)
-            if problem is not None:
-                self._drop_mic(problem)
-                return []
+            self._watch_mic(block)
             if self._mic_origin is None:
                 self._mic_origin = block.start_frame
+            elif self._mic_realign:
+                # Mic frames are counted as they arrive; those lost with the device never came.
+                self._mic_origin = block.start_frame - self._vad_frames * self.block
+            self._mic_realign = False
             if self.claps is not None and self.claps.push(block.samples.mean(axis=1)).any():
                 self._toggle_pause()
             ignore = self._guide_mask(block)
@@ -457,6 +540,10 @@ class Session:
                 for who, gate in self._gates.items():
                     voiced = gate.last_voiced_frame
                     quiet[who] = self._to_session_frame(voiced + 1) if 0 <= voiced < first + k else None
+                if self._mic_health.problem is not None:
+                    # An unusable microphone hears nobody (clipping would look like endless talk).
+                    per_who = {w: np.zeros_like(v) for w, v in per_who.items()}
+                    quiet = dict.fromkeys(quiet)
                 decisions.append(
                     Heard(self._to_session_frame(self._vad_frames), {w: bool(v[k]) for w, v in per_who.items()}, quiet)
                 )
@@ -465,14 +552,34 @@ class Session:
                 self.observer.heard(rms_dbfs(block.samples), self._speaking)
         return decisions
 
-    def _drop_mic(self, problem: str) -> None:
-        """Go on without the microphone: turns last their full time from here."""
-        self.mic = False
-        self._gates = {}
-        self.claps = None
-        if self._tracker is not None:
-            self._tracker.lose_mic()
-        self.observer.note(f"{problem}; going on without it, turns last their full time")
+    def _watch_mic(self, block: MicBlock) -> None:
+        """Keep the microphone's health up to date; say on screen when it changes."""
+        if block.past_end:
+            # The end of a --mic-file is silence, not a dead microphone.
+            if not self._mic_file_ended:
+                self._mic_file_ended = True
+                log.info("the mic file ended at %.1f s; silence from there", block.start_frame / self.rate)
+            return
+        if not self._mic_health.check(block.samples):
+            return
+        health = self._mic_health
+        if health.problem is not None:
+            self.observer.note(f"{health.describe()}; turns run their full time until it is heard again")
+            return
+        self.observer.note("the microphone is heard again; listening")
+        if self._mic_announced:
+            self._feedback("resume")
+        self._mic_announced = False
+
+    def _say_mic_line(self, index: int, start: int) -> None:
+        """Say softly, once per spell, that this turn cannot be listened to."""
+        problem = self._mic_health.problem
+        if problem is None or self._mic_announced:
+            return
+        self._mic_announced = True
+        text = MIC_LINES[problem]
+        clip = self.bank.speech(text) * np.float32(MIC_LINE_GAIN)
+        self.mixer.add(Event("say", index, start, len(clip), clip, text=text))
 
     def _to_session_frame(self, vad_frames: int) -> int:
         """Return the session frame where the given count of 10 ms mic frames ends."""
