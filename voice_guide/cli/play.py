@@ -36,7 +36,7 @@ from voice_guide.cli.settings import SessionSettings
 from voice_guide.errors import UsageError
 from voice_guide.journal.store import Journal, SessionInfo, journal_path
 from voice_guide.live.audio import AudioIO
-from voice_guide.live.display import Fanout, LiveDisplay, PlainDisplay
+from voice_guide.live.display import Fanout, LiveDisplay, PanelSource, PlainDisplay
 from voice_guide.live.keys import KeyReader
 from voice_guide.live.recap import Recap, closing_line, recap
 from voice_guide.live.records import Command, SessionOptions, SessionResult
@@ -208,7 +208,11 @@ def play_session(
     `scheduler` (apart mode) is attached to the session's clock; `commands` wraps the key reader.
     Apart sessions do not listen for double claps: a pause on one device alone would part them.
     """
-    display: Any = LiveDisplay(Console(file=env.stdout), None) if live else PlainDisplay(env.stdout)
+    display: Any = (
+        LiveDisplay(Console(file=env.stdout), None, mic=chosen.mic, apart=scheduler is not None)
+        if live
+        else PlainDisplay(env.stdout)
+    )
     journal_problems: list[str] = []
 
     def journal_warning(message: str) -> None:
@@ -293,6 +297,19 @@ def _play(
         )
         if scheduler is not None:
             scheduler.attach(session.clock)
+        if isinstance(display, LiveDisplay):
+            linked = scheduler
+
+            def link_up() -> bool:
+                return linked is not None and not linked.paused_by_link
+
+            display.follow(
+                PanelSource(
+                    session_s=lambda: session.clock.session / sample_rate,
+                    paused=lambda: session.paused,
+                    linked=None if scheduler is None else link_up,
+                )
+            )
         try:
             result = session.run()
             ended_by = result.ended_by

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TextIO
 
 from rich.console import Console
@@ -11,8 +13,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from voice_guide.live.records import Observer, StepRecord
-from voice_guide.script import Listen, Step, step_kind, step_label
+from voice_guide.live.records import PAUSED_NOTE, RESUMED_NOTE, Observer, StepRecord
+from voice_guide.script import Breathe, Listen, Pause, Step, step_kind, step_label
 from voice_guide.script.durations import format_duration
 
 METER_FLOOR_DBFS = -70.0
@@ -50,38 +52,82 @@ class PlainDisplay:
         print(f"voice-guide: {message}", file=self.stream, flush=True)
 
 
-class LiveDisplay:
-    """A panel that redraws in place: step, time left, mic meter, who talks, talk time so far."""
+SOLO_KEYS = "space pause/resume · n skip · b back · q quit"
+APART_KEYS = "q quit (ends it on both devices) · Ctrl-C saves and quits"
+# A note stays this long under the panel, then goes (a pause shows as a state, not as a note).
+NOTE_S = 8.0
+# Live redraws this often, so the countdown moves every second and the meter keeps up.
+REFRESH_HZ = 8
 
-    def __init__(self, console: Console, threshold_dbfs: float | None = None) -> None:
+
+@dataclass(frozen=True)
+class PanelSource:
+    """What the panel reads from the running session at each redraw (from the redraw thread)."""
+
+    session_s: Callable[[], float]  # the session clock in seconds; it stands still while paused
+    paused: Callable[[], bool]
+    # apart mode: True while the link to the partner's device is up; None when playing alone
+    linked: Callable[[], bool] | None = None
+
+
+class LiveDisplay:
+    """A panel redrawn in place: step, time left, breath, mic meter, who talks, link, key hints."""
+
+    def __init__(
+        self,
+        console: Console,
+        threshold_dbfs: float | None = None,
+        *,
+        mic: bool = True,
+        apart: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.console = console
         self.threshold_dbfs = threshold_dbfs
-        self.live = Live(console=console, auto_refresh=True, refresh_per_second=10, transient=False)
+        self.mic = mic
+        self.apart = apart
+        self.clock = clock
+        self.source: PanelSource | None = None
+        self.step: Step | None = None
         self.step_text = ""
         self.step_pos = ""
-        self.ends_at: float | None = None
+        self.step_start_s = 0.0
         self.level = METER_FLOOR_DBFS
+        self.heard_any = False
         self.speaking: Mapping[str, bool] = {}
         self.talk: dict[str, float] = {}
-        self.notes: list[str] = []
-        self.started = time.monotonic()
-        self.step_started_at = self.started
+        self.notes: list[tuple[float, str]] = []
+        self.lost_since: float | None = None
+        # Built last, as Live draws at once; transient: erased on any exit, leaving no old frame behind.
+        self.live = Live(
+            console=console,
+            auto_refresh=True,
+            refresh_per_second=REFRESH_HZ,
+            transient=True,
+            get_renderable=self._render,
+        )
+
+    def follow(self, source: PanelSource) -> None:
+        """Read the session's clock, pause state and link from `source` from now on."""
+        self.source = source
 
     def __enter__(self) -> LiveDisplay:
         self.live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.live.update(self._render())
         self.live.__exit__(None, None, None)
+
+    def _now_s(self) -> float:
+        return self.source.session_s() if self.source is not None else self.clock()
 
     def step_started(self, index: int, total: int, step: Step, start_s: float) -> None:
         """Show the new step."""
+        self.step = step
         self.step_pos = f"step {index + 1} of {total}"
         self.step_text = step_label(step)
-        self.step_started_at = time.monotonic()
-        self.ends_at = self.step_started_at + step.for_s if isinstance(step, Listen) else None
-        self.live.update(self._render())
+        self.step_start_s = self._now_s()
+        self.live.refresh()
 
     def step_finished(self, record: StepRecord) -> None:
         """Add a finished turn's talk time."""
@@ -89,28 +135,90 @@ class LiveDisplay:
             self.talk[record.turn.who] = self.talk.get(record.turn.who, 0.0) + record.turn.talk_s
 
     def heard(self, level_dbfs: float, speaking: Mapping[str, bool]) -> None:
-        """Move the meter."""
-        self.level, self.speaking = level_dbfs, speaking
-        self.live.update(self._render())
+        """Move the meter (drawn at the next redraw)."""
+        self.level, self.speaking, self.heard_any = level_dbfs, speaking, True
 
     def note(self, message: str) -> None:
-        """Show a note under the panel."""
-        self.notes = [*self.notes[-2:], message]
-        self.live.update(self._render())
+        """Show a note under the panel for a few seconds; pause and resume show as a state instead."""
+        if message.startswith((PAUSED_NOTE, RESUMED_NOTE)):
+            self.live.refresh()
+            return
+        self.notes = [*self.notes[-1:], (self.clock(), message)]
+        self.live.refresh()
 
     def _render(self) -> Table:
         grid = Table.grid(padding=(0, 2))
-        grid.add_row(Text(self.step_pos, style="bold"), Text(self.step_text))
-        if self.ends_at is not None:
-            grid.add_row("time left", format_duration(max(0.0, self.ends_at - time.monotonic())))
-        grid.add_row("mic", _meter(self.level, self.threshold_dbfs))
-        talking = ", ".join(w for w, on in self.speaking.items() if on) or "nobody"
-        grid.add_row("talking", talking)
+        grid.add_row(Text(self.step_pos, style="bold"), Text(self.step_text, overflow="ellipsis", no_wrap=True))
+        elapsed_s = max(0.0, self._now_s() - self.step_start_s)
+        length_s = _length_s(self.step)
+        if length_s is not None:
+            grid.add_row("time left", _countdown(length_s - elapsed_s))
+        if isinstance(self.step, Breathe):
+            grid.add_row("breath", _breath(self.step, elapsed_s))
+        source = self.source
+        if source is not None and source.linked is not None:
+            grid.add_row("partner", self._link(source.linked()))
+        if source is not None and source.paused() and (source.linked is None or source.linked()):
+            hint = "" if self.apart else " (space or a double clap resumes)"
+            grid.add_row("", Text("paused" + hint, style="bold yellow"))
+        if self.mic:
+            grid.add_row("mic", _meter(self.level, self.threshold_dbfs) if self.heard_any else Text("starting…"))
+            talking = ", ".join(w for w, on in self.speaking.items() if on) or "nobody"
+            grid.add_row("talking", talking)
+        else:
+            grid.add_row("mic", Text("not listening (--no-mic): turns last their full time", style="dim"))
         if self.talk:
             grid.add_row("talk time", ", ".join(f"{w} {format_duration(s)}" for w, s in self.talk.items()))
-        for note in self.notes:
-            grid.add_row("", Text(note, style="dim"))
+        now = self.clock()
+        self.notes = [(at, text) for at, text in self.notes if now - at < NOTE_S]
+        for _, text in self.notes:
+            grid.add_row("", Text(text, style="dim", overflow="ellipsis", no_wrap=True))
+        grid.add_row("", Text(APART_KEYS if self.apart else SOLO_KEYS, style="dim", no_wrap=True, overflow="ellipsis"))
         return grid
+
+    def _link(self, linked: bool) -> Text:
+        if linked:
+            self.lost_since = None
+            return Text("partner connected", style="green")
+        if self.lost_since is None:
+            self.lost_since = self.clock()
+        waited = self.clock() - self.lost_since
+        return Text(f"waiting for partner, {waited:.0f} s", style="bold yellow")
+
+
+def _length_s(step: Step | None) -> float | None:
+    """Return how long a step lasts at most, in seconds, when that is known before it plays."""
+    if isinstance(step, Listen):
+        return step.for_s
+    if isinstance(step, Pause):
+        return step.duration_s
+    if isinstance(step, Breathe):
+        return step.count * (step.in_s + step.hold_s + step.out_s + step.hold_out_s)
+    return None
+
+
+def _countdown(left_s: float) -> str:
+    """Return whole seconds left as m:ss, rounded up so it reaches 0:00 as the step ends."""
+    whole = max(0, math.ceil(left_s - 1e-6))
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def _breath(step: Breathe, elapsed_s: float) -> str:
+    """Return 'N of M, in' for the breath under way."""
+    cycle_s = step.in_s + step.hold_s + step.out_s + step.hold_out_s
+    if cycle_s <= 0:
+        return f"1 of {step.count}"
+    number = min(step.count, int(elapsed_s // cycle_s) + 1)
+    into = elapsed_s - (number - 1) * cycle_s
+    phase = "breathe in"
+    for name, edge in (
+        ("hold", step.in_s),
+        ("breathe out", step.in_s + step.hold_s),
+        ("hold", cycle_s - step.hold_out_s),
+    ):
+        if into >= edge:
+            phase = name
+    return f"{number} of {step.count}, {phase}"
 
 
 def _meter(level_dbfs: float, threshold_dbfs: float | None, width: int = 30) -> Text:

@@ -14,6 +14,9 @@ from voice_guide.script import Step
 from voice_guide.sound.timeline import Event
 
 Command = Literal["pause", "skip", "back", "quit"]
+# The notes a session gives when it pauses and resumes (the panel shows these as a state instead).
+PAUSED_NOTE = "paused"
+RESUMED_NOTE = "resumed"
 SessionEnd = Literal["complete", "quit"]
 
 

@@ -25,6 +25,8 @@ import numpy.typing as npt
 from voice_guide.errors import AudioDeviceError
 from voice_guide.live.audio import AudioIO, DeviceLost, MicBlock
 from voice_guide.live.records import (
+    PAUSED_NOTE,
+    RESUMED_NOTE,
     Command,
     Heard,
     LoggedEvent,
@@ -47,6 +49,8 @@ VAD_FRAME_S = 0.01
 FADE_S = 0.03
 # Talking over the other partner for this long counts as an interruption.
 INTERRUPTION_S = 1.0
+# On quit the feedback sound is faded out over this, so q ends at once.
+QUIT_TICK_S = 0.05
 # The feedback sound each command makes, so eyes-closed partners know what happened.
 FEEDBACK_CUE = {"pause": "pause", "resume": "resume", "skip": "soft", "back": "soft", "quit": "soft"}
 # A lost sound device is tried again this often, for this long, before the session ends
@@ -297,6 +301,9 @@ class Session:
                 ended_by = "quit"
             if ended_by == "complete" and self.closing is not None:
                 self._say_closing(self.closing(self._result(ended_by)))
+            if ended_by == "quit":
+                # Quit at once: the soft cue's onset, faded, not its 1.8 s ring (which made q take 2.3 s).
+                self.feedback.cut(self.clock.out, s_to_frames(QUIT_TICK_S, self.rate))
             self._pump_feedback()
             self.io.finish()
         except BaseException:
@@ -613,7 +620,9 @@ class Session:
         self.paused = not self.paused
         self._fade = "out" if self.paused else "in"
         self._feedback("pause" if self.paused else "resume")
-        self.observer.note("paused (space or a double clap resumes)" if self.paused else "resumed")
+        # Alone, space or a double clap resumes; in apart mode the link does.
+        hint = " (space or a double clap resumes)" if self.scheduler is None else ""
+        self.observer.note(PAUSED_NOTE + hint if self.paused else RESUMED_NOTE)
 
     def _feedback(self, command: str) -> None:
         cue = self.bank.cue(FEEDBACK_CUE[command])
