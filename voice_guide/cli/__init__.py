@@ -13,7 +13,7 @@ from typing import NoReturn
 
 import typer
 
-from voice_guide.cli import apart, catalog, config, history, play, render  # noqa: F401  (registers the commands)
+from voice_guide.cli import apart, catalog, config, history, mictest, play, render  # noqa: F401  (registers the commands)
 from voice_guide.cli.app import app
 from voice_guide.cli.env import PROG, Env
 from voice_guide.errors import VoiceGuideError
