@@ -3,6 +3,7 @@ emulator (pyte) keeps the screen, so the tests assert on what is on it, not on w
 
 from __future__ import annotations
 
+import io
 import os
 import pty
 import re
@@ -19,8 +20,11 @@ from pathlib import Path
 
 import pyte
 import pytest
+from rich.console import Console
 
 from tests.conftest import write
+from voice_guide.live.display import LiveDisplay, PanelSource
+from voice_guide.script import Listen, Pause
 
 COLUMNS, LINES = 100, 30
 
@@ -191,3 +195,56 @@ def test_breath_number_shows_during_a_pacer_and_a_resize_leaves_no_old_frame(
     os.killpg(screen.proc.pid, signal.SIGINT)
     assert screen.finish() == 130
     assert re.search(r"saved as session \d+", screen.text())
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now_s = 100.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def _drawn(display: LiveDisplay) -> str:
+    console = Console(width=100, record=True, file=io.StringIO(), color_system=None)
+    console.print(display.live.renderable)
+    return console.export_text()
+
+
+def test_apart_panel_names_the_link_state_and_shows_only_the_keys_that_work() -> None:
+    clock, session_s, link = _Clock(), [0.0], {"up": True}
+    display = LiveDisplay(Console(file=io.StringIO()), apart=True, clock=clock)
+    display.follow(
+        PanelSource(session_s=lambda: session_s[0], paused=lambda: not link["up"], linked=lambda: link["up"])
+    )
+    display.step_started(1, 4, Listen("b", "Ben", 90.0, 2), 5.0)
+    session_s[0] = 30.0
+    shown = _drawn(display)
+    assert "partner connected" in shown
+    assert "time left    1:00" in shown
+    assert "q quit" in shown and "space" not in shown and "n skip" not in shown
+    link["up"] = False
+    _drawn(display)
+    clock.now_s += 42.0
+    shown = _drawn(display)
+    assert "waiting for partner, 42 s" in shown
+    assert "double clap" not in shown  # neither works in apart mode
+    link["up"] = True
+    assert "partner connected" in _drawn(display)
+
+
+def test_notes_expire_and_pause_notes_show_as_a_state_only() -> None:
+    clock, paused = _Clock(), [False]
+    display = LiveDisplay(Console(file=io.StringIO()), mic=False, clock=clock)
+    display.follow(PanelSource(session_s=lambda: 0.0, paused=lambda: paused[0]))
+    display.step_started(0, 1, Pause(20.0, 1), 0.0)
+    display.note("the microphone is back")
+    paused[0] = True
+    display.note("paused (space or a double clap resumes)")
+    shown = _drawn(display)
+    assert shown.count("paused") == 1 and "the microphone is back" in shown
+    paused[0] = False
+    display.note("resumed")
+    clock.now_s += 10.0
+    shown = _drawn(display)
+    assert "paused" not in shown and "resumed" not in shown and "microphone is back" not in shown
