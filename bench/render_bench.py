@@ -18,7 +18,7 @@ from voice_guide.script import expand
 from voice_guide.script.library import Library
 from voice_guide.sound.encode import write_audio
 from voice_guide.sound.render import blocks, build
-from voice_guide.sound.speech.tts import ClipCache, Pyttsx3Speaker
+from voice_guide.sound.speech import ClipCache, Pyttsx3Speaker
 from voice_guide.sound.timeline import DEFAULT_RATE_HZ
 
 

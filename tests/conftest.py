@@ -15,6 +15,7 @@ import pytest
 
 from voice_guide.cli import Env, main
 from voice_guide.paths import UserDirs
+from voice_guide.sound.speech import Speaker, SpeechSettings, make_speaker
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -123,3 +124,8 @@ def record_monitor(
             return proc
         time.sleep(0.01)
     raise AssertionError(f"parec recorded nothing from {source}")
+
+
+def default_speaker(home: Path) -> Speaker:
+    """Return the speaker a command uses with no speech options, as the CLI builds it for `home`."""
+    return make_speaker(SpeechSettings(), UserDirs.from_environ({"VOICE_GUIDE_HOME": str(home)}))

@@ -40,10 +40,10 @@ from voice_guide.live.vad import analyze
 from voice_guide.script import Chime, Listen, Step
 from voice_guide.sound.align import find_clip
 from voice_guide.sound.render import SessionClips
-from voice_guide.sound.speech.tts import ClipCache, Pyttsx3Speaker
+from voice_guide.sound.speech import ClipCache
 from voice_guide.sound.wavfile import read_wav
 
-from .conftest import record_monitor, spawn_cli, write
+from .conftest import default_speaker, record_monitor, spawn_cli, write
 from .support import Bank, Quiet
 
 RATE = 48_000
@@ -128,7 +128,7 @@ def _cues_apart_ms(docs: dict[str, Any], raw: Path, home: Path) -> np.ndarray:
     assert [e["kind"] for e in docs["host"]["events"]] == [e["kind"] for e in docs["join"]["events"]]
     audio = np.fromfile(raw, dtype="<f4").reshape(-1, 2)
     left, right = audio[:, 0], audio[:, 1]
-    bank = SessionClips(ClipCache(home / "cache" / "speech", Pyttsx3Speaker(), RATE), RATE)
+    bank = SessionClips(ClipCache(home / "cache" / "speech", default_speaker(home), RATE), RATE)
     events = [e for e in docs["host"]["events"] if e["kind"] == "chime" or e.get("name") in ("breath-in", "breath-out")]
     clips = [
         bank.cue(e["name"])
@@ -449,7 +449,7 @@ def test_a_dropped_link_pauses_both_and_they_meet_again(
         assert "paused while it reconnects" in err and "resuming" in err, err
     docs = {side: json.loads(path.read_text()) for side, path in logs.items()}
     audio = np.fromfile(raw, dtype="<f4").reshape(-1, 2)
-    bank = SessionClips(ClipCache(home / "cache" / "speech", Pyttsx3Speaker(), RATE), RATE)
+    bank = SessionClips(ClipCache(home / "cache" / "speech", default_speaker(home), RATE), RATE)
     end = bank.cue("end")
     # After the fault both devices meet again at the next step the host decides: the last cue is in step.
     onsets = []

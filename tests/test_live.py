@@ -18,10 +18,10 @@ import pytest
 from voice_guide.live.vad import analyze
 from voice_guide.sound.align import find_clip
 from voice_guide.sound.render import SessionClips
-from voice_guide.sound.speech.tts import ClipCache, Pyttsx3Speaker
+from voice_guide.sound.speech import ClipCache
 from voice_guide.sound.wavfile import read_wav
 
-from .conftest import record_monitor, spawn_cli, write
+from .conftest import default_speaker, record_monitor, spawn_cli, write
 
 RATE = 48_000
 CUES_ONLY = """\
@@ -62,7 +62,7 @@ def test_live_cue_onsets_match_the_log(pulse: dict[str, str], tmp_path: Path, ho
     doc = json.loads(log.read_text())
     assert doc["underruns"] == 0
     audio = np.fromfile(raw, dtype="<f4")
-    bank = SessionClips(ClipCache(home / "cache" / "speech", Pyttsx3Speaker(), RATE), RATE)
+    bank = SessionClips(ClipCache(home / "cache" / "speech", default_speaker(home), RATE), RATE)
     # The breath-hold tone is a faint steady hum with no onset to speak of; the others are clear.
     events = [e for e in doc["events"] if e["kind"] == "chime" or e.get("name") in ("breath-in", "breath-out")]
     clips = [

@@ -15,10 +15,10 @@ from voice_guide.script import expand
 from voice_guide.script.library import Library
 from voice_guide.sound.align import find_clip
 from voice_guide.sound.render import SessionClips, build
-from voice_guide.sound.speech.tts import ClipCache, Pyttsx3Speaker
+from voice_guide.sound.speech import ClipCache, Pyttsx3Speaker
 from voice_guide.sound.wavfile import read_wav
 
-from .conftest import REPO, CliResult
+from .conftest import REPO, CliResult, default_speaker
 
 Cli = Callable[..., CliResult]
 RATE = 24_000
@@ -52,7 +52,7 @@ def test_every_onset_matches_cues_json_to_one_sample(cli: Cli, tmp_path: Path, h
     audio, rate = read_wav(out)
     assert rate == doc["sample_rate"] == RATE
     assert len(audio) == round(doc["duration_s"] * RATE)
-    bank = SessionClips(ClipCache(home / "cache" / "speech", Pyttsx3Speaker(), RATE), RATE)
+    bank = SessionClips(ClipCache(home / "cache" / "speech", default_speaker(home), RATE), RATE)
     sounding = [e for e in doc["events"] if e["kind"] in ("say", "chime", "breathe")]
     assert len(sounding) > 30
     for event in sounding:

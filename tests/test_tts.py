@@ -1,4 +1,4 @@
-"""Speech: the clip cache with a counting fake, then real espeak-ng through pyttsx3."""
+"""Speech: the clip cache with a counting fake, then real espeak-ng through pyttsx3 (Piper: test_piper.py)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice_guide.errors import AudioFileError, SpeechEngineError, UsageError
+from voice_guide.errors import AudioFileError, SpeechEngineError
+from voice_guide.paths import builtin_scripts_dir
+from voice_guide.script import Names, expand
+from voice_guide.script import load as load_script
+from voice_guide.script.library import Library
 from voice_guide.sound.clips import voiced_rms_dbfs
 from voice_guide.sound.levels import PEAK_LIMIT_DBFS, TARGET_RMS_DBFS, Samples, peak_dbfs
-from voice_guide.sound.speech.tts import (
+from voice_guide.sound.speech import (
     ClipCache,
     Pyttsx3Speaker,
     Speaker,
+    VoiceError,
     VoiceInfo,
     default_cache_dir,
     list_voices,
+    sentences,
 )
+from voice_guide.sound.speech.cache import SENTENCE_PAUSE_S
+from voice_guide.sound.timeline import spoken_texts
 from voice_guide.sound.wavfile import read_wav
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,6 +42,7 @@ class FakeSpeaker:
 
     engine_id: str = "fake"
     voice_id: str = "fake/en"
+    voice_digest: str = "0" * 64
     rate_wpm: int = 150
     calls: list[str] = field(default_factory=list)
 
@@ -92,13 +101,20 @@ def test_prepare_reports_progress_over_the_missing_prompts_only(tmp_path: Path) 
     assert seen == [(0, 0)]
 
 
-def test_cache_keys_differ_by_voice_rate_text_rate_and_engine(tmp_path: Path) -> None:
+def test_cache_keys_differ_by_voice_digest_rate_text_rate_and_engine(tmp_path: Path) -> None:
     def key(text: str = "Hello.", rate_hz: int = SESSION_HZ, **speaker: object) -> str:
         return ClipCache(tmp_path, FakeSpeaker(**speaker), rate_hz).key(text)  # type: ignore[arg-type]
 
     base = key()
     assert key() == base
-    others = [key(voice_id="fake/de"), key(rate_wpm=151), key("Hello!"), key(rate_hz=44_100), key(engine_id="other")]
+    others = [
+        key(voice_id="fake/de"),
+        key(rate_wpm=151),
+        key("Hello!"),
+        key(rate_hz=44_100),
+        key(engine_id="other"),
+        key(voice_digest="1" * 64),
+    ]
     assert base not in others
     assert len(set(others)) == len(others)
     # Field boundaries cannot be shifted between engine, voice and text.
@@ -225,7 +241,7 @@ def test_stdout_still_works_after_speech(capfd: pytest.CaptureFixture[str]) -> N
 def test_speech_in_a_subprocess_with_piped_stdout_prints_nothing() -> None:
     # Block-buffered stdout (a pipe) is where a late flush would leak the engine's chatter.
     code = (
-        "from voice_guide.sound.speech.tts import Pyttsx3Speaker\n"
+        "from voice_guide.sound.speech import Pyttsx3Speaker\n"
         "s = Pyttsx3Speaker()\n"
         "for t in ('a b', 'c d'): s.synthesize(t)\n"
     )
@@ -256,10 +272,11 @@ def test_voice_by_id_or_by_part_of_a_name() -> None:
 
 
 def test_unknown_voice_is_an_error_listing_some_voices() -> None:
-    with pytest.raises(UsageError) as raised:
+    with pytest.raises(VoiceError) as raised:
         Pyttsx3Speaker(voice="no-such-voice-xyz").synthesize("Hello.")
     assert "no-such-voice-xyz" in raised.value.message
     assert "English" in raised.value.hint
+    assert raised.value.exit_code == 2
 
 
 def test_voice_and_rate_change_the_audio() -> None:
@@ -311,7 +328,7 @@ def test_missing_engine_is_an_error_with_an_install_hint(monkeypatch: pytest.Mon
 def test_pyttsx3_is_imported_only_when_the_engine_is_needed() -> None:
     code = (
         "import sys\n"
-        "from voice_guide.sound.speech.tts import ClipCache, Pyttsx3Speaker\n"
+        "from voice_guide.sound.speech import ClipCache, Pyttsx3Speaker\n"
         "s = Pyttsx3Speaker(voice='whatever', rate_wpm=120)\n"
         "assert 'pyttsx3' not in sys.modules, 'imported too early'\n"
         "print(Pyttsx3Speaker().voice_id)\n"
@@ -320,3 +337,51 @@ def test_pyttsx3_is_imported_only_when_the_engine_is_needed() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().startswith("gmw/en")
+
+
+# ---------------------------------------------------------------- sentences and pauses
+
+
+def test_prompts_split_into_sentences_and_end_on_a_full_stop() -> None:
+    assert sentences("Timeout. You can both stop now! Ready? Then go") == [
+        "Timeout.",
+        "You can both stop now!",
+        "Ready?",
+        "Then go.",
+    ]
+    assert sentences("Ann, ask Ben: What do you need right now?") == ["Ann, ask Ben: What do you need right now?"]
+    assert sentences('He said "stop." Then rest.') == ['He said "stop."', "Then rest."]
+
+
+def test_sentences_are_spoken_apart_and_joined_with_the_pause(tmp_path: Path) -> None:
+    speaker = FakeSpeaker()
+    one = ClipCache(tmp_path, speaker, SESSION_HZ).get("Breathe in slowly.")
+    two = ClipCache(tmp_path, speaker, SESSION_HZ).get("Breathe in slowly. Breathe in slowly.")
+    assert speaker.calls == ["Breathe in slowly.", "Breathe in slowly.", "Breathe in slowly."]
+    # Two sentences: twice the speech plus the pause (each sentence trimmed to its sound).
+    extra_s = (two.size - 2 * one.size) / SESSION_HZ
+    assert extra_s == pytest.approx(SENTENCE_PAUSE_S, abs=0.03)
+
+
+def library_prompts(every: int) -> list[str]:
+    """Return every `every`-th prompt of six words or more from the whole built-in library."""
+    lib = Library(builtin_scripts_dir(), Path("/nonexistent"))
+    steps = [step for path in lib.ids().values() for step in expand(load_script(path), Names(a="Ann", b="Ben"))]
+    return [t for t in spoken_texts(steps) if len(t.split()) >= 6][::every]
+
+
+def heard_wpm(cache: ClipCache, texts: list[str]) -> float:
+    """Return the words per minute of the conditioned clips of `texts`."""
+    seconds = sum(cache.get(t).size for t in texts) / cache.sample_rate_hz
+    return sum(len(t.split()) for t in texts) / seconds * 60
+
+
+def test_espeak_default_pace_is_calm_and_rate_is_the_pace_heard(tmp_path: Path) -> None:
+    # Over the library's prompts, pauses included, the clips land at --rate.
+    texts = library_prompts(every=3)
+    assert len(texts) > 40
+    default = heard_wpm(ClipCache(tmp_path, Pyttsx3Speaker(), SESSION_HZ), texts)
+    assert 130 <= default <= 145
+    assert heard_wpm(ClipCache(tmp_path, Pyttsx3Speaker(rate_wpm=170), SESSION_HZ), texts) == pytest.approx(
+        170, rel=0.04
+    )

@@ -14,7 +14,7 @@ from voice_guide.cli.settings import SessionSettings, Value, read_prefs, resolve
 from voice_guide.errors import AudioDeviceError
 from voice_guide.live.audio import AudioIO, FileIO, SoundDeviceIO, find_device, list_devices
 from voice_guide.script import Names, Script, Step, expand, parse_overrides
-from voice_guide.sound.speech.tts import ClipCache, Pyttsx3Speaker
+from voice_guide.sound.speech import ClipCache, SpeechSettings, make_speaker
 
 
 def settings(
@@ -39,8 +39,8 @@ def plan(env: Env, name: str, names: Names, sets: Sequence[str]) -> tuple[Script
 
 
 def clip_cache(env: Env, chosen: SessionSettings) -> ClipCache:
-    """Return the speech cache for the chosen voice, rate and sample rate."""
-    speaker = Pyttsx3Speaker(voice=chosen.voice, rate_wpm=chosen.rate_wpm)
+    """Return the speech cache for the chosen engine, voice, rate and sample rate (nothing loads yet)."""
+    speaker = make_speaker(SpeechSettings(chosen.engine, chosen.voice, chosen.rate_wpm), env.dirs)
     return ClipCache(env.dirs.cache / "speech", speaker, chosen.sample_rate_hz)
 
 

@@ -20,7 +20,7 @@ from voice_guide.script import Script, expand, step_details, step_kind, step_lab
 from voice_guide.script import load as load_script
 from voice_guide.script.durations import format_duration, plural
 from voice_guide.script.library import Library
-from voice_guide.sound.speech.tts import list_voices
+from voice_guide.sound.speech import all_voices, default_engine
 from voice_guide.sound.timeline import DEFAULT_RATE_HZ, estimated_length_frames, frames_to_s, place, total_s
 from voice_guide.sound.wavfile import read_wav
 
@@ -212,14 +212,19 @@ def new(
 
 @app.command()
 def voices(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """List the voices the speech engine offers."""
+    """List every engine's voices, with language and where each comes from."""
     env = env_of(ctx)
-    found = list_voices()
+    found = all_voices(env.dirs)
     if as_json:
-        env.out(json.dumps([{"id": v.id, "name": v.name, "languages": list(v.languages)} for v in found], indent=2))
+        rows = [
+            {"engine": v.engine, "id": v.id, "name": v.name, "languages": list(v.languages), "source": v.source}
+            for v in found
+        ]
+        env.out(json.dumps(rows, indent=2))
         return
+    env.out(f"default engine: {default_engine()}")
     for v in found:
-        env.out(f"{v.name:<30} {','.join(v.languages):<12} {v.id}")
+        env.out(f"{v.engine:<7} {v.name:<30} {','.join(v.languages):<12} {v.id:<24} {v.source}")
 
 
 @app.command()

@@ -19,9 +19,19 @@ SetOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 ScriptArg = Annotated[str, typer.Argument(help="A built-in id, one of your script ids, or a path.")]
-VoiceOpt = Annotated[str | None, typer.Option("--voice", help="Speech voice: an id or part of a name (see 'voices').")]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option("--engine", help="Speech engine: piper (natural; the default when installed) or espeak."),
+]
+VoiceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--voice", help="Voice: a Piper voice name, a path to a Piper .onnx, or an espeak voice (see 'voices')."
+    ),
+]
 RateOpt = Annotated[
-    int | None, typer.Option("--rate", min=60, max=400, help="Speaking rate in words per minute (default 150).")
+    int | None,
+    typer.Option("--rate", min=60, max=400, help="Speaking pace in words per minute, as heard (default 138)."),
 ]
 SampleRateOpt = Annotated[
     int | None, typer.Option("--sample-rate", min=8000, max=192000, help="Session sample rate in Hz (default 48000).")

@@ -18,6 +18,7 @@ from voice_guide.cli.app import app, env_of
 from voice_guide.cli.build import clip_cache, open_io, plan, progress, settings
 from voice_guide.cli.env import PROG, Env
 from voice_guide.cli.options import (
+    EngineOpt,
     HeadphonesOpt,
     InputDeviceOpt,
     LogOpt,
@@ -47,7 +48,7 @@ from voice_guide.script import Names, Say, Script, Step
 from voice_guide.script.durations import format_duration, plural
 from voice_guide.sound.render import SessionClips
 from voice_guide.sound.render import prepare as prepare_clips
-from voice_guide.sound.speech.tts import ClipCache
+from voice_guide.sound.speech import ClipCache, SpeechIdentity, speech_identity
 
 
 def _print_summary(env: Env, result: SessionResult, names: Names) -> Recap:
@@ -68,11 +69,14 @@ def _print_summary(env: Env, result: SessionResult, names: Names) -> Recap:
     return figures
 
 
-def _write_log(path: Path, result: SessionResult, figures: Recap, script: Script, rate: int) -> None:
+def _write_log(
+    path: Path, result: SessionResult, figures: Recap, script: Script, rate: int, speech: SpeechIdentity
+) -> None:
     doc = {
         "script": script.id,
         "title": script.title,
         "sample_rate": rate,
+        "speech": speech.as_json(),
         "ended_by": result.ended_by,
         "duration_s": result.length_s,
         "underruns": result.underruns,
@@ -92,6 +96,7 @@ def run(
     a: NameA = None,
     b: NameB = None,
     sets: SetOpt = None,
+    engine: EngineOpt = None,
     voice: VoiceOpt = None,
     rate: RateOpt = None,
     sample_rate: SampleRateOpt = None,
@@ -127,6 +132,7 @@ def run(
     flags = {
         "a": a,
         "b": b,
+        "engine": engine,
         "voice": voice,
         "rate": rate,
         "sample_rate": sample_rate,
@@ -322,7 +328,7 @@ def _play(
             if partial is not None:
                 figures = _print_summary(env, partial, names)
                 if log is not None:
-                    _write_log(log, partial, figures, loaded, sample_rate)
+                    _write_log(log, partial, figures, loaded, sample_rate, speech_identity(cache.speaker))
     return result
 
 

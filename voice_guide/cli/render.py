@@ -10,7 +10,7 @@ import typer
 
 from voice_guide.cli.app import app, env_of
 from voice_guide.cli.build import clip_cache, plan, progress, settings
-from voice_guide.cli.options import NameA, NameB, RateOpt, SampleRateOpt, ScriptArg, SetOpt, VoiceOpt
+from voice_guide.cli.options import EngineOpt, NameA, NameB, RateOpt, SampleRateOpt, ScriptArg, SetOpt, VoiceOpt
 from voice_guide.errors import UsageError
 from voice_guide.script import Step, expand
 from voice_guide.script.durations import format_duration, plural
@@ -18,6 +18,7 @@ from voice_guide.sound.encode import format_of, write_audio
 from voice_guide.sound.levels import Samples
 from voice_guide.sound.render import blocks, build, chapters, write_cues
 from voice_guide.sound.render import prepare as prepare_clips
+from voice_guide.sound.speech import speech_identity
 from voice_guide.sound.timeline import frames_to_s
 
 
@@ -31,6 +32,7 @@ def render(
     a: NameA = None,
     b: NameB = None,
     sets: SetOpt = None,
+    engine: EngineOpt = None,
     voice: VoiceOpt = None,
     rate: RateOpt = None,
     sample_rate: SampleRateOpt = None,
@@ -38,7 +40,8 @@ def render(
     """Render a whole session to an audio file (listen turns last their full 'for')."""
     env = env_of(ctx)
     format_of(out)  # fail on a bad extension before any work
-    chosen = settings(env, {"a": a, "b": b, "voice": voice, "rate": rate, "sample_rate": sample_rate}, sets=sets)
+    flags = {"a": a, "b": b, "engine": engine, "voice": voice, "rate": rate, "sample_rate": sample_rate}
+    chosen = settings(env, flags, sets=sets)
     loaded, steps = plan(env, script, chosen.names, chosen.sets)
     cache = clip_cache(env, chosen)
     with progress(env, "Preparing speech") as update:
@@ -56,7 +59,7 @@ def render(
         marks = chapters(timeline) if with_chapters else []
         written = write_audio(out, tracked(), timeline.sample_rate_hz, marks, title=loaded.title)
     if cues is not None:
-        write_cues(cues, timeline)
+        write_cues(cues, timeline, speech_identity(cache.speaker))
         written.append(cues)
     duration = format_duration(frames_to_s(timeline.length_frames, timeline.sample_rate_hz))
     env.out(f"wrote {', '.join(str(p) for p in written)} ({duration})")
@@ -69,6 +72,7 @@ def prepare(
     every: Annotated[bool, typer.Option("--all", help="Prepare every exercise in the library.")] = False,
     a: NameA = None,
     b: NameB = None,
+    engine: EngineOpt = None,
     voice: VoiceOpt = None,
     rate: RateOpt = None,
     sample_rate: SampleRateOpt = None,
@@ -77,7 +81,7 @@ def prepare(
     env = env_of(ctx)
     if every == (script is not None):
         raise UsageError("give one SCRIPT or --all", "for example: voice-guide prepare timeout-breathing")
-    chosen = settings(env, {"a": a, "b": b, "voice": voice, "rate": rate, "sample_rate": sample_rate})
+    chosen = settings(env, {"a": a, "b": b, "engine": engine, "voice": voice, "rate": rate, "sample_rate": sample_rate})
     ids = list(env.library().ids()) if every else [script or ""]
     steps: list[Step] = []
     for name in ids:

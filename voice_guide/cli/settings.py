@@ -18,11 +18,12 @@ from typing import Literal
 
 from voice_guide.errors import UsageError
 from voice_guide.script import Names
+from voice_guide.sound.speech.base import DEFAULT_RATE_WPM
 from voice_guide.sound.timeline import DEFAULT_RATE_HZ
 
 Value = str | int | bool
 Origin = Literal["default", "config file", "flag"]
-DEFAULT_WPM = 150
+DEFAULT_WPM = DEFAULT_RATE_WPM
 
 
 def parse_mic_channels(spec: str | None, option: str = "--mic-channels") -> dict[str, int]:
@@ -85,9 +86,9 @@ class Key:
 KEYS: dict[str, Key] = {
     "a": Key(Names.a, _text, "name of the partner who starts (spoken as {a})"),
     "b": Key(Names.b, _text, "name of the other partner (spoken as {b})"),
-    "voice": Key(None, _text, "speech voice: an id or part of a name (see 'voice-guide voices')"),
-    "engine": Key(None, _text, "speech engine (see 'voice-guide voices')"),
-    "rate": Key(DEFAULT_WPM, _int_in(60, 400), "speaking rate in words per minute"),
+    "voice": Key(None, _text, "voice: a Piper voice name or .onnx path, or an espeak voice (see 'voice-guide voices')"),
+    "engine": Key(None, _text, "speech engine: piper or espeak (default: piper when installed)"),
+    "rate": Key(DEFAULT_WPM, _int_in(60, 400), "speaking pace in words per minute, as heard"),
     "sample_rate": Key(DEFAULT_RATE_HZ, _int_in(8000, 192000), "session sample rate in Hz"),
     "headphones": Key(False, _bool, "the mic cannot hear the guide: listen even while it speaks"),
     "input_device": Key(None, _text, "microphone: index or part of its name (see 'voice-guide devices')"),

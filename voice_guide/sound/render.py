@@ -20,7 +20,7 @@ from voice_guide.script import Chime, Pause, Step, step_label
 from voice_guide.sound.clips import condition, resample
 from voice_guide.sound.encode import Chapter
 from voice_guide.sound.levels import Samples
-from voice_guide.sound.speech.tts import ClipCache
+from voice_guide.sound.speech import ClipCache, SpeechIdentity
 from voice_guide.sound.timeline import Event, Timeline, compile_timeline, frames_to_s, spoken_texts
 from voice_guide.sound.tones import BREATH_DIRECTIONS, breath_tone, synth_cue
 from voice_guide.sound.wavfile import read_wav
@@ -117,19 +117,19 @@ def event_json(event: Event, rate: int) -> dict[str, Any]:
     return row
 
 
-def cues_json(timeline: Timeline) -> dict[str, Any]:
-    """Return the CUES.json document: every placed clip or window, exact to the sample."""
+def cues_json(timeline: Timeline, speech: SpeechIdentity | None = None) -> dict[str, Any]:
+    """Return the CUES.json document: every placed clip or window, exact to the sample, and what spoke."""
     rate = timeline.sample_rate_hz
-    return {
-        "sample_rate": rate,
-        "duration_s": frames_to_s(timeline.length_frames, rate),
-        "events": [event_json(e, rate) for e in timeline.events],
-    }
+    doc: dict[str, Any] = {"sample_rate": rate, "duration_s": frames_to_s(timeline.length_frames, rate)}
+    if speech is not None:
+        doc["speech"] = speech.as_json()
+    doc["events"] = [event_json(e, rate) for e in timeline.events]
+    return doc
 
 
-def write_cues(path: Path, timeline: Timeline) -> None:
+def write_cues(path: Path, timeline: Timeline, speech: SpeechIdentity | None = None) -> None:
     """Write CUES.json."""
-    path.write_text(json.dumps(cues_json(timeline), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(cues_json(timeline, speech), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def chapters(timeline: Timeline) -> list[Chapter]:

@@ -1,9 +1,7 @@
-"""Speak prompts with a local text-to-speech engine and keep the conditioned clips on disk.
+"""Speak through pyttsx3 with espeak-ng (the core engine, and the fallback when Piper is missing).
 
-`Speaker` is what the rest of the program needs from an engine; `Pyttsx3Speaker` is the
-real one (the only code that imports pyttsx3, and only when it first needs the engine).
-`ClipCache` turns text into a clip ready to play, synthesizing each prompt once per
-engine, voice, rate and sample rate.
+`Pyttsx3Speaker` is the only code that imports pyttsx3, and only when it first needs
+the engine.
 """
 
 from __future__ import annotations
@@ -12,26 +10,27 @@ import contextlib
 import ctypes
 import hashlib
 import io
-import json
 import os
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from voice_guide.errors import AudioFileError, SpeechEngineError, UsageError
-from voice_guide.paths import UserDirs
-from voice_guide.sound.clips import condition
+from voice_guide.errors import AudioFileError, SpeechEngineError
 from voice_guide.sound.levels import Samples
-from voice_guide.sound.wavfile import read_wav, wav_bytes, write_wav
+from voice_guide.sound.speech.base import DEFAULT_RATE_WPM, VoiceError, VoiceInfo
+from voice_guide.sound.wavfile import read_wav
 
-# Part of every cache key: bump it whenever `clips.condition` or the stored format
-# changes, so old clips are not played as if they were new ones.
-CLIP_FORMAT_VERSION = 1
+ENGINE_ID = "espeak"
+# Words per minute heard above espeak-ng's rate setting, measured over 60 of the
+# library's prompts as the clip cache makes them (sentence pauses included): setting
+# 90 -> 99.0, 110 -> 119.9, 130 -> 140.7, 150 -> 159.9, 180 -> 189.1 wpm. Taking it
+# off makes --rate the pace a listener hears, as it is for Piper.
+HEARD_WPM_ABOVE_SETTING = 9.5
 # Preferred default voices, best first (languages as BCP 47 tags, lower case).
 ENGLISH_TAGS = ("en-us", "en-gb", "en")
 # espeak-ng speaks several hundred times faster than real time here; a prompt that
@@ -39,38 +38,6 @@ ENGLISH_TAGS = ("en-us", "en-gb", "en")
 SYNTH_TIMEOUT_S = 20.0
 # How many voices an "unknown voice" error suggests.
 _SUGGESTED_VOICES = 6
-
-
-class Speaker(Protocol):
-    """A text-to-speech engine with one voice and rate, as the clip cache needs it."""
-
-    @property
-    def engine_id(self) -> str:
-        """Name the engine, e.g. "pyttsx3-espeak"."""
-        ...
-
-    @property
-    def voice_id(self) -> str:
-        """Name the voice in the engine's own terms, e.g. "gmw/en-us"."""
-        ...
-
-    @property
-    def rate_wpm(self) -> int:
-        """Return the speaking rate in words per minute."""
-        ...
-
-    def synthesize(self, text: str) -> tuple[Samples, int]:
-        """Speak `text` into memory; return raw (samples, sample_rate_hz)."""
-        ...
-
-
-@dataclass(frozen=True)
-class VoiceInfo:
-    """One voice the engine offers; `languages` are lower-case tags such as "en-us"."""
-
-    id: str
-    name: str
-    languages: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -88,7 +55,7 @@ class Pyttsx3Speaker:
     global engine, and stdout is silenced process-wide while it speaks (about 15 ms).
     """
 
-    def __init__(self, voice: str | None = None, rate_wpm: int = 150) -> None:
+    def __init__(self, voice: str | None = None, rate_wpm: int = DEFAULT_RATE_WPM) -> None:
         if rate_wpm <= 0:
             raise ValueError(f"rate_wpm must be positive, got {rate_wpm}")
         self._voice_request = voice
@@ -111,9 +78,19 @@ class Pyttsx3Speaker:
         return self._ready().voice.id
 
     @property
+    def voice_digest(self) -> str:
+        """Return the sha256 of the voice's id: espeak-ng's voices come with the system and are named by id."""
+        return hashlib.sha256(f"espeak-ng voice {self.voice_id}".encode()).hexdigest()
+
+    @property
     def rate_wpm(self) -> int:
-        """Return the speaking rate in words per minute."""
+        """Return the speaking rate in words per minute, as heard."""
         return self._rate_wpm
+
+    @property
+    def engine_rate(self) -> int:
+        """Return the rate setting handed to espeak-ng for `rate_wpm`."""
+        return max(1, round(self._rate_wpm - HEARD_WPM_ABOVE_SETTING))
 
     def synthesize(self, text: str) -> tuple[Samples, int]:
         """Speak `text` into memory; return (samples, sample_rate_hz) as the engine made them."""
@@ -182,7 +159,7 @@ class Pyttsx3Speaker:
         engine.connect("finished-utterance", on_finished)
         try:
             with _stdout_silenced():
-                _apply_settings(engine, ready, self._rate_wpm)
+                _apply_settings(engine, ready, self.engine_rate)
                 engine.save_to_file(text, str(path))
                 engine.runAndWait()
                 # The espeak driver hands the text to espeak-ng's own thread and returns
@@ -203,7 +180,7 @@ class Pyttsx3Speaker:
 
 
 def _apply_settings(engine: Any, ready: _Resolved, rate_wpm: int) -> None:
-    """Set the voice and the rate (words per minute) and, with espeak, wait until they are in force."""
+    """Set the voice and the engine's rate setting and, with espeak, wait until they are in force."""
     engine.setProperty("voice", ready.voice.id)
     engine.setProperty("rate", rate_wpm)
     if ready.driver != "espeak":
@@ -236,108 +213,8 @@ def _apply_settings(engine: Any, ready: _Resolved, rate_wpm: int) -> None:
 
 
 def list_voices() -> list[VoiceInfo]:
-    """List the voices the engine offers, in the engine's order."""
+    """List the voices espeak-ng offers through pyttsx3, in the engine's order."""
     return _voices_of(_new_engine())
-
-
-def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
-    """Return the user's cache folder: <VOICE_GUIDE_HOME>/cache, else the platform's cache dir."""
-    return UserDirs.from_environ(environ).cache
-
-
-class ClipCache:
-    """Conditioned speech clips at `sample_rate_hz`, one WAV per prompt in `folder`.
-
-    A clip is synthesized once per (engine, voice, rate, sample rate, text); files are
-    written atomically, so processes sharing the folder never read half a clip.
-    `synth_calls` counts how often the engine was asked to speak.
-    """
-
-    def __init__(self, folder: Path, speaker: Speaker, sample_rate_hz: int) -> None:
-        if sample_rate_hz <= 0:
-            raise ValueError(f"sample_rate_hz must be positive, got {sample_rate_hz}")
-        self.folder = Path(folder)
-        self.speaker = speaker
-        self.sample_rate_hz = int(sample_rate_hz)
-        self.synth_calls = 0
-
-    def key(self, text: str) -> str:
-        """Return the hex sha256 naming the clip of `text` with this engine, voice, rate and sample rate."""
-        fields = [
-            CLIP_FORMAT_VERSION,
-            self.speaker.engine_id,
-            self.speaker.voice_id,
-            self.speaker.rate_wpm,
-            self.sample_rate_hz,
-            text,
-        ]
-        # JSON keeps field boundaries unambiguous ("a|b" + "c" never equals "a" + "b|c").
-        return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode("utf-8")).hexdigest()
-
-    def path_for(self, text: str) -> Path:
-        """Return where the clip of `text` is (or will be) stored."""
-        return self.folder / f"{self.key(text)}.wav"
-
-    def get(self, text: str) -> Samples:
-        """Return the conditioned clip of `text` at sample_rate_hz, synthesizing it if not cached."""
-        path = self.path_for(text)
-        cached = self._load(path)
-        if cached is not None:
-            return cached
-        return self._synthesize(text, path)
-
-    def prepare(self, texts: Iterable[str], progress: Callable[[int, int], None] | None = None) -> None:
-        """Synthesize every text not cached yet, each once.
-
-        `progress(done, total)` is called with (0, total) first and after each clip;
-        `total` counts only the clips that need the engine.
-        """
-        unique = list(dict.fromkeys(texts))
-        paths = [self.path_for(text) for text in unique]
-        # Existence is enough here (files are written atomically); `get` still remakes
-        # a clip that something outside damaged, so a whole library is not read twice.
-        missing = [(text, path) for text, path in zip(unique, paths, strict=True) if not path.is_file()]
-        if progress is not None:
-            progress(0, len(missing))
-        for done, (text, path) in enumerate(missing, start=1):
-            self._synthesize(text, path)
-            if progress is not None:
-                progress(done, len(missing))
-
-    def _load(self, path: Path) -> Samples | None:
-        if not path.is_file():
-            return None
-        try:
-            samples, rate = read_wav(path)
-        except AudioFileError:
-            return None  # damaged by something outside us: make it again
-        if rate != self.sample_rate_hz or samples.size == 0:
-            return None
-        return samples
-
-    def _synthesize(self, text: str, path: Path) -> Samples:
-        if not text.strip():
-            raise SpeechEngineError("cannot speak an empty prompt", "give the prompt some words")
-        self.synth_calls += 1
-        raw, rate = self.speaker.synthesize(text)
-        clip = condition(raw, rate, self.sample_rate_hz)
-        if clip.size == 0:
-            raise SpeechEngineError(
-                f"engine produced no audio for prompt {text!r}",
-                "check the prompt has words the voice can say, or try another voice",
-            )
-        # Return exactly what a later run reads back (16-bit), so first and cached runs match.
-        data = wav_bytes(clip, self.sample_rate_hz)
-        stored, _ = read_wav(io.BytesIO(data))
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            write_wav(path, stored, self.sample_rate_hz)
-        except OSError as exc:
-            raise AudioFileError(
-                f"cannot write to the speech cache {self.folder}: {exc.strerror or exc}",
-                "make that folder writable, or set VOICE_GUIDE_HOME to one that is",
-            ) from None
-        return stored
 
 
 def _new_engine(driver: str | None = None) -> Any:
@@ -413,8 +290,7 @@ def _choose_voice(voices: Sequence[VoiceInfo], request: str | None, current_id: 
         return min(partial, key=lambda v: len(v.name))
     suggestions = sorted(voices, key=lambda v: (_english_rank(v) is None, _english_rank(v) or 0))[:_SUGGESTED_VOICES]
     listed = ", ".join(f"{v.name} ({v.id})" for v in suggestions)
-    # A voice nobody has is a bad --voice (input), not a fault of the engine.
-    raise UsageError(f"--voice {request}: no voice matches", f"available voices include: {listed}")
+    raise VoiceError(f"--voice {request}: no espeak-ng voice matches", f"available voices include: {listed}")
 
 
 @contextlib.contextmanager
