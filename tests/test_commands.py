@@ -80,10 +80,10 @@ def test_closing_line_is_kind_and_plain() -> None:
         return [_Turn("Ann", ann_s), _Turn("Bo", bo_s)]
 
     assert (
-        closing_line(recap(turns(118.0, 125.0), "Ann", "Bo")) == "You each spoke for about 2 minutes. Thank you both."
+        closing_line(recap(turns(118.0, 125.0), "Ann", "Bo")) == "You each spoke for about two minutes. Thank you both."
     )
     assert closing_line(recap(turns(200.0, 40.0), "Ann", "Bo")) == (
-        "Ann spoke for about 3 minutes 30 seconds, and Bo for about 40 seconds. Thank you both."
+        "Ann spoke for about three and a half minutes, and Bo for about forty seconds. Thank you both."
     )
     assert closing_line(recap(turns(0.0, 1.0), "Ann", "Bo")) is None
 

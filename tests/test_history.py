@@ -269,7 +269,7 @@ def _wait_for_step(proc: subprocess.Popen[str], words: str) -> None:
 def test_ctrl_c_leaves_a_quit_session_with_its_finished_steps(tmp_path: Path, home: Path) -> None:
     script = write(tmp_path, "slow.yaml", SLOW)
     proc = _child(home, script, tmp_path / "o.wav")
-    _wait_for_step(proc, "pause 1 minute")
+    _wait_for_step(proc, "pause one minute")
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
@@ -285,7 +285,7 @@ def test_ctrl_c_leaves_a_quit_session_with_its_finished_steps(tmp_path: Path, ho
 def test_kill_9_leaves_an_intact_journal(tmp_path: Path, home: Path) -> None:
     script = write(tmp_path, "slow.yaml", SLOW)
     proc = _child(home, script, tmp_path / "o.wav")
-    _wait_for_step(proc, "pause 1 minute")
+    _wait_for_step(proc, "pause one minute")
     time.sleep(0.3)
     proc.kill()
     proc.wait(timeout=10)

@@ -54,9 +54,9 @@ def test_repeat_swaps_roles_and_counts_rounds(tmp_path: Path) -> None:
     steps = expand(load(write(tmp_path, "r.yaml", RELAY)), Names(a="Ann", b="Bo"))
     says = [s.text for s in steps if isinstance(s, Say)]
     assert says[0] == "Ann first, Bo second."
-    assert says[1] == "Round 1 of 3: Ann talks to Bo for 2 minutes about money."
-    assert says[2] == "Round 2 of 3: Bo talks to Ann for 2 minutes about money."
-    assert says[3] == "Round 3 of 3: Ann talks to Bo for 2 minutes about money."
+    assert says[1] == "Round 1 of 3: Ann talks to Bo for two minutes about money."
+    assert says[2] == "Round 2 of 3: Bo talks to Ann for two minutes about money."
+    assert says[3] == "Round 3 of 3: Ann talks to Bo for two minutes about money."
     # Three swaps leave the roles traded.
     assert says[4] == "Now Bo again."
     listens = [s for s in steps if isinstance(s, Listen)]
@@ -71,7 +71,7 @@ def test_set_overrides_params(tmp_path: Path) -> None:
     steps = expand(script, Names(), parse_overrides(["share=90s", "topic=chores"], script))
     listen = next(s for s in steps if isinstance(s, Listen))
     assert listen.for_s == 90
-    assert "1 minute 30 seconds about chores" in next(s.text for s in steps if isinstance(s, Say) and "Round" in s.text)
+    assert "for ninety seconds about chores" in next(s.text for s in steps if isinstance(s, Say) and "Round" in s.text)
 
 
 @pytest.mark.parametrize(

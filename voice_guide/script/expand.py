@@ -45,6 +45,8 @@ def parse_overrides(pairs: Iterable[str], script: Script) -> dict[str, Param]:
         seconds = parse_duration_s(value)
         if default.duration_s is not None and not seconds:
             raise UsageError(f"--set {pair}: '{value}' is not a duration", DURATION_HINT)
+        if default.duration_s is not None and not _is_plain_number(default.raw) and _is_plain_number(value):
+            value = f"{value}s"  # a bare number for a duration param is seconds, and is spoken with its unit
         result[name] = Param(raw=value, duration_s=seconds, line=default.line)
     return result
 
@@ -146,7 +148,9 @@ def _resolve_who(written: str, roles: _Roles) -> Who:
 
 def _fill(text: str, roles: _Roles, params: Mapping[str, Param], names: Names) -> str:
     values: dict[str, str] = {
-        name: spoken_duration(p.duration_s) if p.duration_s is not None and not _is_plain_number(p.raw) else p.raw
+        name: spoken_duration(p.duration_s, p.raw)
+        if p.duration_s is not None and not _is_plain_number(p.raw)
+        else p.raw
         for name, p in params.items()
     }
     role_name = {"a": names.a, "b": names.b}
