@@ -46,9 +46,10 @@ from voice_guide.live.startat import COUNTDOWN_TEXT, parse_start_at, wait_for_co
 from voice_guide.live.vad import ClapDetector, VoiceDetector
 from voice_guide.script import Names, Say, Script, Step
 from voice_guide.script.durations import format_duration, plural
-from voice_guide.sound.render import SessionClips
+from voice_guide.sound.render import AheadClips, SessionClips
 from voice_guide.sound.render import prepare as prepare_clips
 from voice_guide.sound.speech import ClipCache, SpeechIdentity, speech_identity
+from voice_guide.sound.timeline import ClipBank
 
 
 def _print_summary(env: Env, result: SessionResult, names: Names) -> Recap:
@@ -148,10 +149,14 @@ def run(
     if mic_file is not None and not mic_file.is_file():
         raise UsageError(f"--mic-file {mic_file}: no such file", "a WAV file to use as the microphone")
     cache = clip_cache(env, chosen)
-    with progress(env, "Preparing speech") as update:
-        prepare_clips(steps, cache, update)
-        if target is not None:
-            cache.get(COUNTDOWN_TEXT)
+    # Played live, the session starts with its first prompt and the rest is made in the
+    # background; offline runs and --start-at countdowns make every prompt first.
+    ahead = mic_file is None and out is None and target is None
+    if not ahead:
+        with progress(env, "Preparing speech") as update:
+            prepare_clips(steps, cache, update)
+            if target is not None:
+                cache.get(COUNTDOWN_TEXT)
     io = open_io(env, chosen, mic_file=mic_file, out=out, realtime=realtime, channels=chosen.input_channels)
     if record is not None:
         env.note(
@@ -168,19 +173,21 @@ def run(
     if target is not None:
         preroll_frames = round(wait_for_countdown(target, env.note) * chosen.sample_rate_hz)
     live = env.stdout.isatty() and mic_file is None and out is None
-    play_session(
-        env,
-        loaded,
-        steps,
-        chosen,
-        cache,
-        io,
-        live=live,
-        log=log,
-        closing=closing,
-        record=record,
-        preroll_frames=preroll_frames,
-    )
+    with AheadClips(cache, chosen.sample_rate_hz, steps) if ahead else contextlib.nullcontext() as bank:
+        play_session(
+            env,
+            loaded,
+            steps,
+            chosen,
+            cache,
+            io,
+            live=live,
+            log=log,
+            closing=closing,
+            record=record,
+            preroll_frames=preroll_frames,
+            bank=bank,
+        )
 
 
 TIMEOUT_ID = "timeout-breathing"
@@ -208,10 +215,12 @@ def play_session(
     preroll_frames: int = 0,
     scheduler: HostScheduler | JoinScheduler | None = None,
     commands: Callable[[Callable[[], list[Command]]], Callable[[], list[Command]]] | None = None,
+    bank: ClipBank | None = None,
 ) -> SessionResult | None:
     """Run one session with display, keys and journal; print the summary and write the log (run, host, join).
 
-    `scheduler` (apart mode) is attached to the session's clock; `commands` wraps the key reader.
+    `scheduler` (apart mode) is attached to the session's clock; `commands` wraps the key reader;
+    `bank` serves the clips (default: from the cache, prepared beforehand).
     Apart sessions do not listen for double claps: a pause on one device alone would part them.
     """
     display: Any = (
@@ -246,6 +255,7 @@ def play_session(
             preroll_frames=preroll_frames,
             scheduler=scheduler,
             commands=commands,
+            bank=bank,
         )
     finally:
         env.note(_saved_line(journal.session_id, journal_problems))
@@ -280,6 +290,7 @@ def _play(
     preroll_frames: int,
     scheduler: HostScheduler | JoinScheduler | None,
     commands: Callable[[Callable[[], list[Command]]], Callable[[], list[Command]]] | None,
+    bank: ClipBank | None,
 ) -> SessionResult | None:
     sample_rate = cache.sample_rate_hz
     names = chosen.names
@@ -288,7 +299,7 @@ def _play(
     with KeyReader() as keys, display if live else contextlib.nullcontext():
         session = Session(
             steps,
-            SessionClips(cache, sample_rate),
+            SessionClips(cache, sample_rate) if bank is None else bank,
             io,
             Fanout([display, journal]),
             gate_factory=lambda: VoiceDetector(sample_rate),

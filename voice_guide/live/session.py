@@ -39,7 +39,7 @@ from voice_guide.live.records import (
 from voice_guide.live.turns import End, Remind, Turn, TurnTracker
 from voice_guide.script import Listen, Step, step_kind, step_label
 from voice_guide.sound.levels import Samples, rms_dbfs
-from voice_guide.sound.timeline import ClipBank, Event, Mixer, place_step, remind_event, s_to_frames
+from voice_guide.sound.timeline import AheadBank, ClipBank, Event, Mixer, place_step, remind_event, s_to_frames
 from voice_guide.sound.wavfile import to_pcm16
 
 log = logging.getLogger(__name__)
@@ -366,9 +366,18 @@ class Session:
             self.scheduler.report(heard)
         return heard
 
+    def _wait_for_clips(self, step: Step) -> str:
+        """Play silence at this step boundary while speech made in the background is behind; "quit" or "go"."""
+        bank = self.bank
+        while isinstance(bank, AheadBank) and not bank.ready(step):
+            if self._next_command() == "quit":
+                return "quit"
+            self.report(self._pump(self.block))
+        return "go"
+
     def _play_step(self, index: int) -> str:
         step = self.steps[index]
-        if self._wait_for_start(index) == "quit":
+        if self._wait_for_start(index) == "quit" or self._wait_for_clips(step) == "quit":
             return "quit"
         scheduler = self.scheduler
         start = self.clock.session

@@ -1,12 +1,16 @@
-"""Turn an expanded plan into sound: gather every clip up front, compile the timeline, write files.
+"""Turn an expanded plan into sound: gather the clips, compile the timeline, write files.
 
-Nothing is synthesized while a session plays: `prepare` fills the speech cache
-first (with a progress callback), then `SessionClips` serves clips from memory.
+`prepare` fills the speech cache up front (with a progress callback) and
+`SessionClips` serves clips from memory; `AheadClips` instead makes a live session's
+prompts on a background thread in play order, so the session starts with the first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +32,11 @@ from voice_guide.sound.wavfile import read_wav
 Progress = Callable[[int, int], None]
 # Mixing and writing go block by block so the first samples reach the file at once.
 BLOCK_FRAMES = 48_000
+# Background speech runs this much nicer than the session, so the mixing loop and the
+# audio callback win the CPU; Piper still makes speech 10x faster than it plays.
+SPEECH_THREAD_NICE = 5
+# How long `close` waits for the prompt being made (Piper: well under a second).
+CLOSE_WAIT_S = 10.0
 
 
 @dataclass
@@ -69,6 +78,93 @@ class SessionClips:
             samples, rate = read_wav(asset)
             return samples if rate == self.sample_rate_hz else resample(samples, rate, self.sample_rate_hz)
         return synth_cue(name, self.sample_rate_hz)
+
+
+class AheadClips(SessionClips):
+    """A ClipBank that synthesizes a session's prompts in play order on a background thread.
+
+    `speech` waits for a prompt the thread has not reached yet; `ready(step)` says
+    whether a step could start now, so a live session can hold at a step boundary
+    (playing silence) instead of stalling inside a prompt. A failure on the thread is
+    raised by the `speech` call that needed the clip. Use as a context manager, or
+    `start` and `close`.
+    """
+
+    def __init__(self, cache: ClipCache, sample_rate_hz: int, steps: Sequence[Step]) -> None:
+        super().__init__(cache, sample_rate_hz)
+        self.texts = tuple(spoken_texts(steps))
+        self._queued = frozenset(self.texts)
+        self._done: dict[str, Samples] = {}
+        self._failed: BaseException | None = None
+        self._stop = False
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> AheadClips:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def start(self) -> AheadClips:
+        """Start synthesizing in the background; return self."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="voice-guide-speech", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop after the prompt being made (it still reaches the cache) and wait for the thread."""
+        with self._cond:
+            self._stop = True
+        if self._thread is not None:
+            self._thread.join(timeout=CLOSE_WAIT_S)
+
+    def ready(self, step: Step) -> bool:
+        """Return True when every prompt of `step` is made (or making it has failed, to be raised now)."""
+        with self._cond:
+            return self._failed is not None or all(t in self._done for t in spoken_texts([step]))
+
+    @property
+    def made(self) -> int:
+        """Return how many of the session's prompts are made so far."""
+        with self._cond:
+            return len(self._done)
+
+    def speech(self, text: str) -> Samples:
+        """Return the clip of `text`, waiting for the background thread when it has the text queued."""
+        if text in self._queued and self._thread is not None:
+            with self._cond:
+                while text not in self._done and self._failed is None:
+                    self._cond.wait()
+                if text in self._done:
+                    return self._done[text]
+                assert self._failed is not None
+                raise self._failed
+        return super().speech(text)  # not one of the steps' (a closing line): make it here
+
+    def _work(self) -> None:
+        _lower_priority()
+        for text in self.texts:
+            with self._cond:
+                if self._stop:
+                    return
+            try:
+                clip = self.cache.get(text)
+            except BaseException as exc:  # handed to the thread that needs the clip
+                with self._cond:
+                    self._failed = exc
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._done[text] = clip
+                self._cond.notify_all()
+
+
+def _lower_priority() -> None:
+    """Let the speech thread yield the CPU to the audio and the session loop (Linux: a per-thread nice)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SPEECH_THREAD_NICE)
 
 
 def _read_any(path: Path) -> tuple[Samples, int]:

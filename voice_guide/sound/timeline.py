@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -118,6 +118,15 @@ class ClipBank(Protocol):
 
     def breath(self, direction: str, n_frames: int) -> Samples:
         """Return a breathing tone ("in", "out" or "hold") of exactly `n_frames`."""
+        ...
+
+
+@runtime_checkable
+class AheadBank(ClipBank, Protocol):
+    """A ClipBank that makes its speech ahead, in the background, while the session plays."""
+
+    def ready(self, step: Step) -> bool:
+        """Return True when every clip `step` needs is made, so it can start without waiting."""
         ...
 
 
