@@ -50,7 +50,9 @@ def _record(path: Path) -> tuple[subprocess.Popen[bytes], float]:
     raise SystemExit("parec recorded nothing: is the PulseAudio from tools/pulse.sh running?")
 
 
-def _first_sound_after_paplay_s(command: list[str], click: Path, scratch: Path, env: dict[str, str]) -> float:
+def _first_sound_after_paplay_s(
+    command: list[str], click: Path, scratch: Path, env: dict[str, str], listen_s: float = 2.5
+) -> float:
     """Return how much later `command`'s first sound comes than paplay's, both timed from their launch.
 
     One recording holds a paplay click and then the command's first sound; the gap
@@ -66,7 +68,7 @@ def _first_sound_after_paplay_s(command: list[str], click: Path, scratch: Path, 
     time.sleep(1.0)
     command_at = time.monotonic()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(2.5)
+    time.sleep(listen_s)
     proc.terminate()
     proc.wait()
     recorder.terminate()

@@ -26,11 +26,11 @@ from voice_guide.sound.speech.base import DEFAULT_RATE_WPM, VoiceError, VoiceInf
 from voice_guide.sound.wavfile import read_wav
 
 ENGINE_ID = "espeak"
-# Words per minute heard above espeak-ng's rate setting, measured over 60 of the
+# Words per minute heard above espeak-ng's rate setting, measured over 95 of the
 # library's prompts as the clip cache makes them (sentence pauses included): setting
-# 90 -> 99.0, 110 -> 119.9, 130 -> 140.7, 150 -> 159.9, 180 -> 189.1 wpm. Taking it
-# off makes --rate the pace a listener hears, as it is for Piper.
-HEARD_WPM_ABOVE_SETTING = 9.5
+# 110 -> 121.7, 130 -> 142.6, 150 -> 162.0 wpm. Taking it off makes --rate the pace a
+# listener hears, as it is for Piper.
+HEARD_WPM_ABOVE_SETTING = 12.0
 # Preferred default voices, best first (languages as BCP 47 tags, lower case).
 ENGLISH_TAGS = ("en-us", "en-gb", "en")
 # espeak-ng speaks several hundred times faster than real time here; a prompt that

