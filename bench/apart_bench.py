@@ -2,13 +2,17 @@
 
 Both devices play on loopback into the two channels of one stereo null sink, so a single
 recording holds both on one clock. Needs the PulseAudio of tools/pulse.sh (`make bench`).
-Run: python -m bench.apart_bench [--minutes N]. Figures only.
+Before that, the link alone on loopback: how long pairing (SPAKE2 and key confirmation)
+and a resume take against a plain WebSocket connection with one round trip, and what
+sealing a message costs against only encoding it.
+Run: python -m bench.apart_bench [--minutes N] [--link-only]. Figures only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -34,19 +38,79 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def _address(host: subprocess.Popen[str]) -> str:
+def _address(host: subprocess.Popen[str]) -> tuple[str, str]:
+    """Read the host's 'joins with' line (the code it made itself); return (HOST:PORT, code)."""
     assert host.stdout is not None
     for line in host.stdout:
         if "joins with" in line:
-            return line.split(" join ", 1)[1].split()[0]
+            words = line.split(" join ", 1)[1].split()
+            return words[0], words[words.index("--code") + 1]
     raise SystemExit("the host printed no address")
 
 
+def _link_figures(rounds: int = 15) -> None:
+    """Print pairing and resume times and the cost of sealing, each with its baseline from this run."""
+    import asyncio
+    import os
+
+    from websockets.asyncio.client import connect
+
+    from voice_guide.apart.link import Host, Joiner, encode_message, make_code
+    from voice_guide.apart.link.channel import Opener, Sealer
+
+    async def measure() -> tuple[list[float], list[float], list[float]]:
+        plain_s, pair_s, resume_s = [], [], []
+        for _ in range(rounds):
+            code = make_code()
+            async with Host(code, setup={"script": "x" * 4000}) as host:
+                started = time.perf_counter()
+                async with connect(host.url, proxy=None, compression=None) as ws:
+                    await ws.ping()
+                    plain_s.append(time.perf_counter() - started)
+                joiner = Joiner(host.url, code)
+                started = time.perf_counter()
+                wire = await joiner._open()  # pair: SPAKE2, both proofs, the sealed hello
+                pair_s.append(time.perf_counter() - started)
+                await wire.ws.close()
+                started = time.perf_counter()
+                wire = await joiner._open()  # resume: a challenge and both proofs
+                resume_s.append(time.perf_counter() - started)
+                await wire.ws.close()
+        return plain_s, pair_s, resume_s
+
+    logging.getLogger("voice_guide.apart").setLevel(logging.ERROR)  # each round drops its link on purpose
+    plain_s, pair_s, resume_s = asyncio.run(measure())
+    plain_ms, pair_ms, resume_ms = (1000 * float(np.median(s)) for s in (plain_s, pair_s, resume_s))
+    print(
+        f"link pairing on loopback: median {pair_ms:.1f} ms, resume {resume_ms:.1f} ms "
+        f"(a plain WebSocket connect and ping: {plain_ms:.1f} ms; x{np.median(pair_s) / np.median(plain_s):.1f} "
+        f"and x{np.median(resume_s) / np.median(plain_s):.1f}; {rounds} rounds)"
+    )
+    key, count = os.urandom(32), 20_000
+    started = time.perf_counter()
+    for n in range(count):
+        encode_message("step", index=n, at_host_s=1234.5 + n)
+    encode_s = (time.perf_counter() - started) / count
+    sealer, opener = Sealer(key), Opener(key)
+    started = time.perf_counter()
+    for n in range(count):
+        opener.open(sealer.seal(encode_message("step", index=n, at_host_s=1234.5 + n)))
+    sealed_s = (time.perf_counter() - started) / count
+    print(
+        f"link message: encode {encode_s * 1e6:.1f} us, encode+seal+open {sealed_s * 1e6:.1f} us "
+        f"(x{sealed_s / encode_s:.1f}; a step is sent at most a few times a second)"
+    )
+
+
 def main() -> None:
-    """Print the median and worst cue alignment between host and joiner."""
+    """Print the link's own figures, then the median and worst cue alignment between host and joiner."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--link-only", action="store_true")
     args = parser.parse_args()
+    _link_figures()
+    if args.link_only:
+        return
     scratch = Path(tempfile.mkdtemp(prefix="vg-apart-bench-"))
     modules = [_pactl("load-module", "module-null-sink", "sink_name=vg_pair", "channels=2", "rate=48000")]
     for name, side in (("vg_host_out", "front-left"), ("vg_join_out", "front-right")):
@@ -88,10 +152,10 @@ def main() -> None:
         time.sleep(1.0)
         log = scratch / "host.json"
         host = _cli(
-            ["host", str(script), "--port", "0", "--code", "2468", "--no-mic", "--log", str(log)],
-            {**base, "PULSE_SINK": "vg_host_out"},
+            ["host", str(script), "--port", "0", "--no-mic", "--log", str(log)], {**base, "PULSE_SINK": "vg_host_out"}
         )
-        joiner = _cli(["join", _address(host), "--code", "2468", "--no-mic"], {**base, "PULSE_SINK": "vg_join_out"})
+        address, code = _address(host)
+        joiner = _cli(["join", address, "--code", code, "--no-mic"], {**base, "PULSE_SINK": "vg_join_out"})
         for proc in (host, joiner):
             _, err = proc.communicate(timeout=args.minutes * 60 + 300)
             if proc.returncode != 0:

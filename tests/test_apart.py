@@ -461,6 +461,49 @@ def test_a_dropped_link_pauses_both_and_they_meet_again(
     assert abs(onsets[0] - onsets[1]) / RATE < 0.020, onsets
 
 
+def test_wrong_tries_before_anyone_joined_get_a_fresh_code_not_an_end(
+    pair: dict[str, dict[str, str]], tmp_path: Path, home: Path
+) -> None:
+    from voice_guide.apart.link import MAX_WRONG_TRIES, LinkRefused, join
+
+    script = write(tmp_path, "short.yaml", "title: S\nsummary: S\nsteps:\n  - chime: start\n  - pause: 1s\n")
+    host = spawn_cli(["host", str(script), "--port", "0", "--no-mic"], pair["host"], home)
+    assert host.stdout is not None
+    first = host.stdout.readline().split(": ", 1)[1].strip()
+    address = _address(host)
+
+    async def strangers() -> None:
+        for n in range(MAX_WRONG_TRIES):  # one at a time, each waiting out the delay before it
+            with pytest.raises(LinkRefused):
+                await join(f"ws://{address}/", f"{n + 1}-zebra-zebra")
+
+    asyncio.run(asyncio.wait_for(strangers(), 60))
+    lines = [host.stdout.readline() for _ in range(2)]
+    assert lines[0].startswith("new pairing code: "), lines
+    fresh = lines[0].split(": ", 1)[1].strip()
+    assert fresh != first and f"--code {fresh}" in lines[1]
+    old = spawn_cli(["join", address, "--code", first, "--no-mic"], pair["join"], home)
+    [(old_code, _, old_err)] = _finish(old, timeout_s=60)
+    assert old_code == 2 and "refused the pairing code" in old_err, old_err
+    joiner = spawn_cli(["join", address, "--code", fresh, "--no-mic"], pair["join"], home)
+    (host_code, _, host_err), (join_code, _, join_err) = _finish(host, joiner)
+    assert host_code == 0 and join_code == 0, (host_err, join_err)
+    assert "too many wrong codes" in host_err and "Traceback" not in host_err + join_err
+
+
+@pytest.mark.parametrize("address", ["ws://[::1", "host:99999", "http://x:1/", "x:1/path", "a b"])
+def test_join_with_a_bad_address_is_one_line_and_exit_2(cli: Any, address: str) -> None:
+    result = cli("join", address, "--code", "1-acorn-acorn")
+    assert result.code == 2, result
+    assert result.err.startswith("voice-guide: error: not a link address") and len(result.err.splitlines()) == 1
+
+
+def test_join_without_a_port_uses_the_default_port(cli: Any) -> None:
+    result = cli("join", "127.0.0.2", "--code", "1-acorn-acorn")  # nothing of ours listens on 127.0.0.2
+    assert result.code == 1, result
+    assert "ws://127.0.0.2:8765/" in result.err and len(result.err.splitlines()) == 1
+
+
 def test_a_wrong_code_is_refused_the_right_one_joins_and_a_quit_ends_both(
     pair: dict[str, dict[str, str]], tmp_path: Path, home: Path
 ) -> None:
