@@ -14,7 +14,7 @@ import typer
 
 from tests.conftest import CliResult
 from voice_guide.cli.app import app
-from voice_guide.cli.settings import SessionSettings, parse_value, read_prefs, resolve, write_prefs
+from voice_guide.cli.settings import DEFAULT_WPM, SessionSettings, parse_value, read_prefs, resolve, write_prefs
 from voice_guide.errors import UsageError
 
 Cli = Callable[..., CliResult]
@@ -30,7 +30,7 @@ def test_set_get_unset_round_trip_through_a_toml_file(cli: Cli, home: Path) -> N
     assert cli("config", "get", "a").out == "Ann\n"
     assert cli("config", "get", "b").out == "Partner B\n"
     assert cli("config", "unset", "rate").code == 0
-    assert cli("config", "get", "rate").out == "150\n"
+    assert cli("config", "get", "rate").out == f"{DEFAULT_WPM}\n"
     assert "rate" not in tomllib.loads((home / "config.toml").read_text(encoding="utf-8"))
 
 
@@ -58,7 +58,7 @@ def test_list_says_where_each_value_comes_from(cli: Cli) -> None:
     keys = json.loads(result.out)["keys"]
     assert keys["a"] == {"value": "Ann", "from": "config file"}
     assert keys["b"] == {"value": "Ben", "from": "flag"}
-    assert keys["rate"] == {"value": 150, "from": "default"}
+    assert keys["rate"] == {"value": DEFAULT_WPM, "from": "default"}
     assert {"a", "b", "voice", "engine", "rate", "headphones", "input_device", "output_device", "mic_channels"} <= set(
         keys
     )
