@@ -158,3 +158,16 @@ def test_mic_test_live_with_nobody_talking_is_not_speech(pulse: dict[str, str], 
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
     assert out.split(":")[0] in ("muted", "silence")
+
+
+def test_a_saved_device_that_is_missing_is_named_as_the_config_key(pulse: dict[str, str], home: Path, cli: Cli) -> None:
+    assert cli("config", "set", "input_device", "no-such-mic").code == 0
+    proc = spawn_cli(["mic-test", "--quiet", "--seconds", "1"], pulse, home)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert "config input_device no-such-mic: no such input device" in err
+    assert "config unset input_device" in err
+    flagged = spawn_cli(["mic-test", "--quiet", "--seconds", "1", "--input-device", "no-such-either"], pulse, home)
+    _, err = flagged.communicate(timeout=120)
+    assert flagged.returncode == 2
+    assert "--input-device no-such-either: no such input device" in err

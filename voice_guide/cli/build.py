@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from voice_guide.cli.env import PROG, Env
 from voice_guide.cli.settings import SessionSettings, Value, read_prefs, resolve
-from voice_guide.errors import AudioDeviceError
-from voice_guide.live.audio import AudioIO, FileIO, SoundDeviceIO, find_device, list_devices
+from voice_guide.errors import AudioDeviceError, UsageError
+from voice_guide.live.audio import AudioIO, DeviceInfo, FileIO, SoundDeviceIO, find_device, list_devices
 from voice_guide.script import Names, Script, Step, expand, parse_overrides
 from voice_guide.sound.speech import ClipCache, SpeechSettings, make_speaker
 
@@ -83,12 +83,24 @@ def open_io(
             env.note(f"{PROG}: no --mic-file; turns will last their full time")
         return FileIO(None if no_mic else mic_file, out, sample_rate_hz, realtime=realtime)
     devices = list_devices()
-    output = find_device(chosen.output_device, "output", devices)
+    output = _device(chosen, "output", devices)
     if output is None:
         raise AudioDeviceError(
             "no sound output device found", "connect one, or render to a file: voice-guide render SCRIPT -o session.wav"
         )
-    mic = None if no_mic else find_device(chosen.input_device, "input", devices)
+    mic = None if no_mic else _device(chosen, "input", devices)
     if mic is None and not no_mic:
         env.note(f"{PROG}: no microphone found; turns will last their full time")
     return SoundDeviceIO(output, mic, sample_rate_hz, input_channels=max(channels, 1))
+
+
+def _device(chosen: SessionSettings, kind: str, devices: Sequence[DeviceInfo]) -> DeviceInfo | None:
+    """Find the chosen device; when the choice came from the config file, the error says so."""
+    key = f"{kind}_device"
+    try:
+        return find_device(chosen.input_device if kind == "input" else chosen.output_device, kind, devices)
+    except UsageError as exc:
+        if key not in chosen.saved:
+            raise
+        message = exc.message.replace(f"--{kind}-device", f"config {key}", 1)
+        raise UsageError(message, f"{exc.hint}; or forget it: {PROG} config unset {key}") from None

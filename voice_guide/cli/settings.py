@@ -223,6 +223,8 @@ class SessionSettings:
     apart: str | None = None
     # True when neither a flag nor the config file named the partners
     default_names: bool = False
+    # the keys whose value came from the config file (an error about them should say so)
+    saved: frozenset[str] = frozenset()
 
     @classmethod
     def from_resolved(
@@ -246,6 +248,7 @@ class SessionSettings:
             sets=sets,
             offline=offline,
             default_names=resolved.origins["a"] == "default" and resolved.origins["b"] == "default",
+            saved=frozenset(key for key, origin in resolved.origins.items() if origin == "config file"),
         )
 
     @property
