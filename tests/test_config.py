@@ -40,6 +40,7 @@ def test_set_get_unset_round_trip_through_a_toml_file(cli: Cli, home: Path) -> N
         (("config", "set", "colour", "red"), "unknown config key 'colour'"),
         (("config", "set", "rate", "1000"), "config rate = '1000': expected a whole number from 60 to 400"),
         (("config", "set", "headphones", "maybe"), "expected true or false"),
+        (("config", "set", "engine", "festival"), "expected one of piper, espeak"),
         (("config", "set", "mic_channels", "a=1,b=1"), "expected a=N,b=M"),
         (("config", "get", "colour"), "unknown config key"),
         (("config", "unset", "colour"), "unknown config key"),
@@ -96,6 +97,7 @@ def test_flags_win_over_saved_values_which_win_over_defaults() -> None:
 
 
 def test_engine_voice_and_rate_keys_flow_into_the_settings() -> None:
+    assert parse_value("engine", "Espeak") == "espeak"
     chosen = SessionSettings.from_resolved(resolve({"engine": "piper", "voice": "en-gb", "rate": 140}, {}))
     assert (chosen.engine, chosen.voice, chosen.rate_wpm) == ("piper", "en-gb", 140)
     assert chosen.journal_settings()["engine"] == "piper"

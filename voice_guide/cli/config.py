@@ -10,6 +10,7 @@ import typer
 from voice_guide.cli.app import app, env_of
 from voice_guide.cli.env import PROG
 from voice_guide.cli.options import (
+    EngineOpt,
     HeadphonesOpt,
     InputDeviceOpt,
     JsonOpt,
@@ -78,6 +79,7 @@ def config_list(
     as_json: JsonOpt = False,
     a: NameA = None,
     b: NameB = None,
+    engine: EngineOpt = None,
     voice: VoiceOpt = None,
     rate: RateOpt = None,
     sample_rate: SampleRateOpt = None,
@@ -92,6 +94,7 @@ def config_list(
     flags = {
         "a": a,
         "b": b,
+        "engine": engine,
         "voice": voice,
         "rate": rate,
         "sample_rate": sample_rate,

@@ -18,7 +18,7 @@ from typing import Literal
 
 from voice_guide.errors import UsageError
 from voice_guide.script import Names
-from voice_guide.sound.speech.base import DEFAULT_RATE_WPM
+from voice_guide.sound.speech.base import DEFAULT_RATE_WPM, ENGINES
 from voice_guide.sound.timeline import DEFAULT_RATE_HZ
 
 Value = str | int | bool
@@ -66,6 +66,13 @@ def _bool(raw: str) -> bool:
     raise ValueError("expected true or false")
 
 
+def _engine(raw: str) -> str:
+    word = raw.strip().lower()
+    if word not in ENGINES:
+        raise ValueError(f"expected one of {', '.join(ENGINES)}")
+    return word
+
+
 def _channels(raw: str) -> str:
     try:
         parse_mic_channels(raw)
@@ -87,7 +94,7 @@ KEYS: dict[str, Key] = {
     "a": Key(Names.a, _text, "name of the partner who starts (spoken as {a})"),
     "b": Key(Names.b, _text, "name of the other partner (spoken as {b})"),
     "voice": Key(None, _text, "voice: a Piper voice name or .onnx path, or an espeak voice (see 'voice-guide voices')"),
-    "engine": Key(None, _text, "speech engine: piper or espeak (default: piper when installed)"),
+    "engine": Key(None, _engine, "speech engine: piper or espeak (default: piper when installed)"),
     "rate": Key(DEFAULT_WPM, _int_in(60, 400), "speaking pace in words per minute, as heard"),
     "sample_rate": Key(DEFAULT_RATE_HZ, _int_in(8000, 192000), "session sample rate in Hz"),
     "headphones": Key(False, _bool, "the mic cannot hear the guide: listen even while it speaks"),
