@@ -23,13 +23,14 @@ from voice_guide.paths import UserDirs, builtin_scripts_dir
 from voice_guide.script import Names, expand
 from voice_guide.script import load as load_script
 from voice_guide.script.library import Library
-from voice_guide.sound.clips import voiced_rms_dbfs
+from voice_guide.sound.levels import loudness_lufs
 from voice_guide.sound.speech import ClipCache, SpeechSettings, make_speaker
 from voice_guide.sound.timeline import spoken_texts
 from voice_guide.sound.wavfile import read_wav, write_wav
 
 RATE = 48_000
 ENGINES = ("piper", "espeak")
+QUIET_CUES = ("remind", "soft")
 
 
 def _library_prompts() -> list[str]:
@@ -53,7 +54,7 @@ def _synthesis(engine: str, texts: list[str], scratch: Path) -> dict[str, float]
         spent += time.perf_counter() - t0
         heard += len(clip) / RATE
         words += len(text.split())
-        levels.append(voiced_rms_dbfs(clip, RATE))
+        levels.append(loudness_lufs(clip, RATE))
     return {
         "load_s": load_s,
         "rtf": heard / spent,
@@ -65,7 +66,7 @@ def _synthesis(engine: str, texts: list[str], scratch: Path) -> dict[str, float]
 
 
 def _render_levels(engine: str, scratch: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Render timeout-breathing; return the median voiced level of its prompts and of its chimes (dBFS)."""
+    """Render timeout-breathing; return the median loudness of its prompts and of its full-level chimes (LUFS)."""
     out, cues = scratch / f"{engine}.wav", scratch / f"{engine}.json"
     subprocess.run(
         [
@@ -90,9 +91,10 @@ def _render_levels(engine: str, scratch: Path, env: dict[str, str]) -> tuple[flo
     audio, rate = read_wav(out)
     levels: dict[str, list[float]] = {"say": [], "chime": []}
     for event in json.loads(cues.read_text())["events"]:
-        if event["kind"] in levels:
+        # remind and soft are quieter on purpose (tones.QUIET_CUE_OFFSET_DB): leave them out.
+        if event["kind"] in levels and event.get("name") not in QUIET_CUES:
             part = audio[round(event["start_s"] * rate) : round(event["end_s"] * rate)]
-            levels[event["kind"]].append(voiced_rms_dbfs(part, rate))
+            levels[event["kind"]].append(loudness_lufs(part, rate))
     return float(np.median(levels["say"])), float(np.median(levels["chime"]))
 
 
@@ -147,14 +149,14 @@ def main() -> None:
             f"{engine:<6} {len(sample)} library prompts ({f['audio_min']:.1f} min of speech): "
             f"{f['rtf']:.0f}x real time, {f['wpm']:.0f} words/min at the default rate, "
             f"first prompt after {f['load_s'] * 1000:.0f} ms (load), "
-            f"clip level {f['level_dbfs']:.1f} dBFS (spread {f['level_spread_db']:.1f} dB)",
+            f"clip loudness {f['level_dbfs']:.1f} LUFS (spread {f['level_spread_db']:.1f} LU)",
             flush=True,
         )
     for engine in ENGINES:
-        say_dbfs, chime_dbfs = _render_levels(engine, scratch, env)
+        say_lufs, chime_lufs = _render_levels(engine, scratch, env)
         print(
-            f"{engine:<6} render of timeout-breathing: prompts {say_dbfs:.1f} dBFS, chimes {chime_dbfs:.1f} dBFS "
-            f"(voiced level, median)",
+            f"{engine:<6} render of timeout-breathing: prompts {say_lufs:.1f} LUFS, full-level chimes "
+            f"{chime_lufs:.1f} LUFS (median)",
             flush=True,
         )
     for engine in ENGINES:

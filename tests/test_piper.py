@@ -15,9 +15,9 @@ import pytest
 
 from voice_guide.errors import UsageError
 from voice_guide.paths import UserDirs
-from voice_guide.sound.clips import voiced_rms_dbfs
-from voice_guide.sound.levels import TARGET_RMS_DBFS
+from voice_guide.sound.levels import loudness_lufs
 from voice_guide.sound.speech import (
+    DEFAULT_RATE_WPM,
     ClipCache,
     Pyttsx3Speaker,
     SpeechSettings,
@@ -28,7 +28,9 @@ from voice_guide.sound.speech import (
     make_speaker,
 )
 from voice_guide.sound.speech import piper as piper_engine
+from voice_guide.sound.speech.cache import QUIET_CUES, speech_loudness_lufs
 from voice_guide.sound.speech.piper import BUNDLED_MD5, BUNDLED_VOICE, PiperSpeaker, PiperVoiceFile, verified_digest
+from voice_guide.sound.wavfile import read_wav
 
 from .conftest import REPO, CliResult
 from .test_tts import SESSION_HZ, heard_wpm, library_prompts
@@ -165,7 +167,7 @@ def test_switching_engine_or_voice_file_never_plays_a_stale_clip(tmp_path: Path,
 def test_piper_clips_are_at_the_target_level(tmp_path: Path, bundled: PiperVoiceFile) -> None:
     cache = ClipCache(tmp_path, PiperSpeaker(bundled, 138), SESSION_HZ)
     for text in ("Now switch roles!", "When you are ready, say one thing you appreciated about today."):
-        assert voiced_rms_dbfs(cache.get(text), SESSION_HZ) == pytest.approx(TARGET_RMS_DBFS, abs=1.0)
+        assert loudness_lufs(cache.get(text), SESSION_HZ) == pytest.approx(speech_loudness_lufs(), abs=0.5)
 
 
 def test_piper_default_pace_is_calm_and_rate_is_the_pace_heard(tmp_path: Path, bundled: PiperVoiceFile) -> None:
@@ -207,9 +209,51 @@ def test_log_and_cues_name_the_engine_and_voice_they_used(cli: Cli, tmp_path: Pa
     assert ran.code == 0, ran.err
     speech = json.loads(log.read_text())["speech"]
     assert speech["engine"] == "pyttsx3-espeak" and speech["voice"].startswith("gmw/en")
-    assert speech["rate_wpm"] == 138 and len(speech["voice_digest"]) == 64
+    assert speech["rate_wpm"] == DEFAULT_RATE_WPM and len(speech["voice_digest"]) == 64
     cues = tmp_path / "c.json"
     rendered = cli("render", str(script), "-o", str(tmp_path / "r.wav"), "--cues", str(cues), "--rate", "150")
     assert rendered.code == 0, rendered.err
     speech = json.loads(cues.read_text())["speech"]
     assert (speech["engine"], speech["voice"], speech["rate_wpm"]) == ("piper", BUNDLED_VOICE, 150)
+
+
+LOUDNESS_SCRIPT = """title: Loudness
+summary: Prompts between full-level cues.
+steps:
+  - chime: start
+  - say: "Find a comfortable seat, facing each other. Put your phones out of reach."
+  - chime: swap
+  - say: "Now switch roles, and take your time."
+  - chime: time-up
+  - say: "Thank you both. Rest a moment before you go on."
+  - chime: end
+"""
+
+
+def test_both_engines_and_the_cues_are_within_a_decibel_on_a_render(cli: Cli, tmp_path: Path) -> None:
+    script = tmp_path / "loud.yaml"
+    script.write_text(LOUDNESS_SCRIPT)
+    levels: dict[str, list[float]] = {"piper": [], "espeak": [], "cue": []}
+    for engine in ("piper", "espeak"):
+        out, cues = tmp_path / f"{engine}.wav", tmp_path / f"{engine}.json"
+        result = cli("render", str(script), "-o", str(out), "--cues", str(cues), "--engine", engine)
+        assert result.code == 0, result.err
+        audio, rate = read_wav(out)
+        for event in json.loads(cues.read_text())["events"]:
+            part = audio[round(event["start_s"] * rate) : round(event["end_s"] * rate)]
+            if event["kind"] == "say":
+                levels[engine].append(loudness_lufs(part, rate))
+            elif event["kind"] == "chime" and event["name"] not in QUIET_CUES:
+                levels["cue"].append(loudness_lufs(part, rate))
+    piper, espeak, cue = (float(np.median(levels[k])) for k in ("piper", "espeak", "cue"))
+    assert abs(piper - espeak) <= 1.0, levels
+    assert abs(piper - cue) <= 1.0 and abs(espeak - cue) <= 1.0, levels
+    # Each prompt, not just the median, sits within a decibel of the cues.
+    assert all(abs(level - cue) <= 1.0 for level in levels["piper"] + levels["espeak"]), levels
+
+
+@pytest.mark.parametrize(("freq_hz", "lufs"), [(1000, -23.05), (100, -24.88), (5000, -19.73)])
+def test_loudness_of_a_sine_follows_the_k_weighting(freq_hz: int, lufs: float) -> None:
+    # A 0.1 (-20 dBFS) sine reads -23.0 LUFS at 1 kHz; the K-weighting lifts highs and cuts lows.
+    t = np.arange(2 * SESSION_HZ) / SESSION_HZ
+    assert loudness_lufs(0.1 * np.sin(2 * np.pi * freq_hz * t), SESSION_HZ) == pytest.approx(lufs, abs=0.1)

@@ -16,7 +16,7 @@ from voice_guide.script import Names, expand
 from voice_guide.script import load as load_script
 from voice_guide.script.library import Library
 from voice_guide.sound.clips import voiced_rms_dbfs
-from voice_guide.sound.levels import PEAK_LIMIT_DBFS, TARGET_RMS_DBFS, Samples, peak_dbfs
+from voice_guide.sound.levels import PEAK_LIMIT_DBFS, Samples, loudness_lufs, peak_dbfs
 from voice_guide.sound.speech import (
     ClipCache,
     Pyttsx3Speaker,
@@ -27,7 +27,7 @@ from voice_guide.sound.speech import (
     list_voices,
     sentences,
 )
-from voice_guide.sound.speech.cache import SENTENCE_PAUSE_S
+from voice_guide.sound.speech.cache import SENTENCE_PAUSE_S, speech_loudness_lufs
 from voice_guide.sound.timeline import spoken_texts
 from voice_guide.sound.wavfile import read_wav
 
@@ -137,7 +137,7 @@ def test_cached_clip_is_conditioned(tmp_path: Path) -> None:
     for text in ("a b c", "quiet words here now", "x"):
         clip = cache.get(text)
         assert clip.dtype == np.float32
-        assert voiced_rms_dbfs(clip, SESSION_HZ) == pytest.approx(TARGET_RMS_DBFS, abs=1.0)
+        assert loudness_lufs(clip, SESSION_HZ) == pytest.approx(speech_loudness_lufs(), abs=0.5)
         assert peak_dbfs(clip) <= PEAK_LIMIT_DBFS + 0.01
         assert abs(float(clip[0])) < 1e-3 and abs(float(clip[-1])) < 1e-3
 
@@ -203,9 +203,9 @@ def test_real_clips_are_48k_at_the_target_level_and_match_each_other(tmp_path: P
     loud = cache.get("Now switch roles!")
     long = cache.get("When you are ready, say one thing you appreciated about today.")
     for clip in (loud, long):
-        assert voiced_rms_dbfs(clip, SESSION_HZ) == pytest.approx(TARGET_RMS_DBFS, abs=1.0)
+        assert loudness_lufs(clip, SESSION_HZ) == pytest.approx(speech_loudness_lufs(), abs=0.5)
         assert peak_dbfs(clip) <= PEAK_LIMIT_DBFS + 0.01
-    assert voiced_rms_dbfs(loud, SESSION_HZ) == pytest.approx(voiced_rms_dbfs(long, SESSION_HZ), abs=1.0)
+    assert loudness_lufs(loud, SESSION_HZ) == pytest.approx(loudness_lufs(long, SESSION_HZ), abs=0.5)
     for path in tmp_path.iterdir():
         assert read_wav(path)[1] == SESSION_HZ
     assert cache.synth_calls == 2

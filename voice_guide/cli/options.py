@@ -31,7 +31,7 @@ VoiceOpt = Annotated[
 ]
 RateOpt = Annotated[
     int | None,
-    typer.Option("--rate", min=60, max=400, help="Speaking pace in words per minute, as heard (default 138)."),
+    typer.Option("--rate", min=60, max=400, help="Speaking pace in words per minute, as heard (default 135)."),
 ]
 SampleRateOpt = Annotated[
     int | None, typer.Option("--sample-rate", min=8000, max=192000, help="Session sample rate in Hz (default 48000).")

@@ -17,6 +17,7 @@ from voice_guide.sound.levels import (
     Samples,
     db_to_gain,
     gain_to_db,
+    loudness_lufs,
     peak_dbfs,
 )
 
@@ -105,8 +106,8 @@ def fade_edges(samples: Samples, sample_rate_hz: int, fade_s: float = FADE_S) ->
     return x
 
 
-def condition(samples: Samples, source_rate_hz: int, target_rate_hz: int) -> Samples:
-    """Trim, resample to `target_rate_hz`, bring to TARGET_RMS_DBFS (voiced), fade; float32.
+def condition(samples: Samples, source_rate_hz: int, target_rate_hz: int, target_lufs: float | None = None) -> Samples:
+    """Trim, resample to `target_rate_hz`, bring to TARGET_RMS_DBFS (voiced) or to `target_lufs`, fade; float32.
 
     Peaks stay under PEAK_LIMIT_DBFS. A silent clip (peak under SILENT_PEAK_DBFS)
     comes back as an empty array; the caller decides whether that is an error.
@@ -117,15 +118,15 @@ def condition(samples: Samples, source_rate_hz: int, target_rate_hz: int) -> Sam
     if x.size == 0 or peak_dbfs(x) < SILENT_PEAK_DBFS:
         return np.zeros(0, dtype=np.float32)
     x = resample(trim_silence(x, source_rate_hz), source_rate_hz, target_rate_hz)
-    x = _normalize_voiced(x, target_rate_hz)
+    x = _normalize_voiced(x, target_rate_hz, target_lufs)
     return fade_edges(x, target_rate_hz)
 
 
-def _normalize_voiced(x: Samples, sample_rate_hz: int) -> Samples:
+def _normalize_voiced(x: Samples, sample_rate_hz: int, target_lufs: float | None = None) -> Samples:
     level = voiced_rms_dbfs(x, sample_rate_hz)
     if level <= SILENCE_DBFS:
         return x.copy()
-    gain_db = TARGET_RMS_DBFS - level
+    gain_db = TARGET_RMS_DBFS - level if target_lufs is None else target_lufs - loudness_lufs(x, sample_rate_hz)
     over_db = peak_dbfs(x) + gain_db - PEAK_LIMIT_DBFS
     if over_db > MAX_LIMITING_DB:
         gain_db -= over_db - MAX_LIMITING_DB

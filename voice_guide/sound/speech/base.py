@@ -10,7 +10,7 @@ from voice_guide.sound.levels import Samples
 
 # The pace prompts are spoken at unless told otherwise, in words per minute as measured
 # on the library's clips (pauses included); each engine maps it onto its own knob.
-DEFAULT_RATE_WPM = 138
+DEFAULT_RATE_WPM = 135
 ENGINES = ("piper", "espeak")
 
 

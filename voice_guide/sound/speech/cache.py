@@ -21,19 +21,24 @@ import numpy as np
 from voice_guide.errors import AudioFileError, SpeechEngineError
 from voice_guide.paths import UserDirs
 from voice_guide.sound.clips import condition, trim_silence
-from voice_guide.sound.levels import Samples
+from voice_guide.sound.levels import Samples, loudness_lufs
 from voice_guide.sound.speech.base import Speaker, SpeechIdentity
+from voice_guide.sound.tones import CUE_NAMES, synth_cue
 from voice_guide.sound.wavfile import read_wav, wav_bytes, write_wav
 
-# Part of every cache key: bump it whenever `clips.condition`, the sentence joining or
-# the stored format changes, so old clips are not played as if they were new ones.
-CLIP_FORMAT_VERSION = 2
+# Part of every cache key: bump it whenever `clips.condition`, the sentence joining, the
+# loudness target or the stored format changes, so old clips are not played as if new.
+CLIP_FORMAT_VERSION = 3
 # Quiet between two sentences of one prompt: long enough to hear the full stop, short
 # enough that the prompt still sounds like one thought.
 SENTENCE_PAUSE_S = 0.45
 # A sentence ends at . ! or ? (with closing quotes) followed by a space.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"')\]])\s+")
 _TERMINAL = (".", "!", "?")
+# How far under the loudness target a clip may land before it is aimed again (LU).
+LOUDNESS_TOLERANCE_DB = 0.2
+# Cues quieter than the rest on purpose (tones.QUIET_CUE_OFFSET_DB).
+QUIET_CUES = ("remind", "soft")
 
 
 def sentences(text: str) -> list[str]:
@@ -46,6 +51,17 @@ def sentences(text: str) -> list[str]:
     if parts and not parts[-1].rstrip("\"')]").endswith(_TERMINAL):
         parts[-1] += "."
     return parts
+
+
+def speech_loudness_lufs() -> float:
+    """Return the loudness prompts are brought to: that of the full-level cues (median, LUFS).
+
+    Both engines then sound as loud as each other and as the chimes; cues are
+    normalized by their own RMS measure, so their loudness is measured, not assumed.
+    """
+    rate = 48_000
+    levels = [loudness_lufs(synth_cue(name, rate), rate) for name in CUE_NAMES if name not in QUIET_CUES]
+    return float(np.median(levels))
 
 
 def speech_identity(speaker: Speaker) -> SpeechIdentity:
@@ -77,6 +93,7 @@ class ClipCache:
         self.synth_calls = 0
         self._lock = threading.Lock()
         self._identity: list[object] | None = None
+        self._loudness_lufs: float | None = None
 
     def key(self, text: str) -> str:
         """Return the hex sha256 naming the clip of `text` with this engine, voice, rate and sample rate."""
@@ -143,7 +160,14 @@ class ClipCache:
             raise SpeechEngineError("cannot speak an empty prompt", "give the prompt some words")
         with self._lock:
             self.synth_calls += 1
-            clip = condition(*self._spoken(text), self.sample_rate_hz)
+            raw, rate = self._spoken(text)
+            target = self._target_lufs()
+            clip = condition(raw, rate, self.sample_rate_hz, target_lufs=target)
+            # Peak limiting takes a little loudness off speech with high peaks (Piper's):
+            # aim once more, that much higher.
+            short_db = target - loudness_lufs(clip, self.sample_rate_hz)
+            if clip.size and short_db > LOUDNESS_TOLERANCE_DB:
+                clip = condition(raw, rate, self.sample_rate_hz, target_lufs=target + short_db)
         if clip.size == 0:
             raise SpeechEngineError(
                 f"engine produced no audio for prompt {text!r}",
@@ -161,6 +185,11 @@ class ClipCache:
                 "make that folder writable, or set VOICE_GUIDE_HOME to one that is",
             ) from None
         return stored
+
+    def _target_lufs(self) -> float:
+        if self._loudness_lufs is None:
+            self._loudness_lufs = speech_loudness_lufs()
+        return self._loudness_lufs
 
     def _spoken(self, text: str) -> tuple[Samples, int]:
         """Speak each sentence and join them with SENTENCE_PAUSE_S of quiet; return (samples, rate)."""
