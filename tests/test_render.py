@@ -122,7 +122,7 @@ def test_wav_chapters_go_beside_the_file(cli: Cli, tmp_path: Path) -> None:
 def test_render_rejects_an_unknown_format(cli: Cli, tmp_path: Path) -> None:
     result = cli("render", "mindful-pause", "-o", str(tmp_path / "x.aiff"))
     assert result.code == 2
-    assert "unknown audio format '.aiff'" in result.err and result.err.count("\n") == 1
+    assert "unknown extension '.aiff'" in result.err and result.err.count("\n") == 1
 
 
 def test_builtin_scripts_are_in_the_repo() -> None:

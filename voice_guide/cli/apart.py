@@ -16,7 +16,7 @@ from voice_guide.apart.link import join as join_link
 from voice_guide.apart.linkthread import LinkThread, logging_off_the_loop
 from voice_guide.apart.scheduler import HOST_WHO, JOINER_WHO, HostScheduler, JoinScheduler, Setup, TimedIO
 from voice_guide.cli.app import app, env_of
-from voice_guide.cli.build import clip_cache, open_io, plan, progress, settings
+from voice_guide.cli.build import check_paths, clip_cache, open_io, plan, progress, settings
 from voice_guide.cli.env import PROG, Env
 from voice_guide.cli.options import (
     BindOpt,
@@ -119,6 +119,7 @@ def host_cmd(
     chosen = replace(settings(env, flags, mic=not no_mic, sets=sets), mic_channels={HOST_WHO: 0}, apart="host")
     names = chosen.names
     loaded, steps = plan(env, script, names, chosen.sets)
+    check_paths([("--log", log, ("json",))], loaded, steps)
     text = env.library().resolve(script).read_bytes().decode("utf-8")
     setup = Setup(loaded.id, text, names.a, names.b, chosen.sets, chosen.voice, chosen.rate_wpm, chosen.sample_rate_hz)
     cache = clip_cache(env, chosen)
@@ -195,6 +196,7 @@ def join_cmd(
     You are partner B at this device.
     """
     env = env_of(ctx)
+    check_paths([("--log", log, ("json",))])
     url = link_url(address)
     with _apart_link(env) as link:
 

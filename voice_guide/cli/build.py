@@ -13,7 +13,8 @@ from voice_guide.cli.env import PROG, Env
 from voice_guide.cli.settings import SessionSettings, Value, read_prefs, resolve
 from voice_guide.errors import AudioDeviceError, UsageError
 from voice_guide.live.audio import AudioIO, DeviceInfo, FileIO, SoundDeviceIO, find_device, list_devices
-from voice_guide.script import Names, Script, Step, expand, parse_overrides
+from voice_guide.outputs import Output, check_outputs
+from voice_guide.script import Chime, Names, Script, Step, expand, parse_overrides
 from voice_guide.sound.speech import ClipCache, SpeechSettings, make_speaker
 
 
@@ -36,6 +37,23 @@ def plan(env: Env, name: str, names: Names, sets: Sequence[str]) -> tuple[Script
     script = env.library().load(name)
     steps = expand(script, names, parse_overrides(sets, script))
     return script, tuple(steps)
+
+
+def check_paths(
+    named: Sequence[tuple[str, Path | None, tuple[str, ...]]],
+    script: Script | None = None,
+    steps: Sequence[Step] = (),
+    inputs: Sequence[Path | None] = (),
+) -> None:
+    """Refuse bad output paths before anything plays: (option, path or None, extensions) against every input.
+
+    The inputs are the script file, the sound files its chimes name, and `inputs`.
+    """
+    read = [p for p in inputs if p is not None]
+    if script is not None:
+        read.append(script.path)
+    read += [s.path for s in steps if isinstance(s, Chime) and s.path is not None]
+    check_outputs([Output(option, path, exts) for option, path, exts in named if path is not None], read)
 
 
 def clip_cache(env: Env, chosen: SessionSettings) -> ClipCache:

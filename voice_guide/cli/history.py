@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from voice_guide.cli.app import app, env_of
+from voice_guide.cli.build import check_paths
 from voice_guide.cli.env import Env
 from voice_guide.cli.options import JsonOpt
 from voice_guide.errors import UsageError
@@ -151,6 +152,7 @@ def history_show(
 ) -> None:
     """Show one session step by step."""
     env = env_of(ctx)
+    check_paths([("--plot", plot, ("png",))])
     session = get_session(_journal(env), session_id)
     if plot is not None:
         plot_session(session, plot)
@@ -182,6 +184,7 @@ def history_plot(
 ) -> None:
     """Draw talk minutes per partner per session over time, with the share line."""
     env = env_of(ctx)
+    check_paths([("-o", out, ("png",))])
     rows = list_sessions(_journal(env), _since(since), tests=tests)
     if not rows:
         raise UsageError(_nothing_found(env, since, None, tests), "leave out --since, or add --tests")

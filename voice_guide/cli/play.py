@@ -15,7 +15,7 @@ from rich.console import Console
 
 from voice_guide.apart.scheduler import HostScheduler, JoinScheduler
 from voice_guide.cli.app import app, env_of
-from voice_guide.cli.build import clip_cache, open_io, plan, progress, settings
+from voice_guide.cli.build import check_paths, clip_cache, open_io, plan, progress, settings
 from voice_guide.cli.env import PROG, Env
 from voice_guide.cli.options import (
     EngineOpt,
@@ -44,6 +44,7 @@ from voice_guide.live.records import Command, SessionOptions, SessionResult
 from voice_guide.live.session import Session
 from voice_guide.live.startat import COUNTDOWN_TEXT, parse_start_at, wait_for_countdown
 from voice_guide.live.vad import ClapDetector, VoiceDetector
+from voice_guide.outputs import write_text
 from voice_guide.script import Names, Say, Script, Step
 from voice_guide.script.durations import format_duration, plural
 from voice_guide.sound.render import AheadClips, SessionClips
@@ -87,7 +88,7 @@ def _write_log(
         "events": [e.as_json() for e in result.events],
         "summary": figures.as_json(),
     }
-    path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
 
 
 @app.command()
@@ -148,6 +149,12 @@ def run(
         steps = _who_is_who(env, steps)
     if mic_file is not None and not mic_file.is_file():
         raise UsageError(f"--mic-file {mic_file}: no such file", "a WAV file to use as the microphone")
+    check_paths(
+        [("--out", out, ("wav",)), ("--record", record, ("wav",)), ("--log", log, ("json",))],
+        loaded,
+        steps,
+        [mic_file],
+    )
     cache = clip_cache(env, chosen)
     # Played live, the session starts with its first prompt and the rest is made in the
     # background; offline runs and --start-at countdowns make every prompt first.
@@ -158,6 +165,13 @@ def run(
             if target is not None:
                 cache.get(COUNTDOWN_TEXT)
     io = open_io(env, chosen, mic_file=mic_file, out=out, realtime=realtime, channels=chosen.input_channels)
+    channels = chosen.mic_channels
+    if channels and io.input_channels and max(channels.values()) >= io.input_channels:
+        raise UsageError(
+            f"--mic-channels: partner channels {', '.join(str(c + 1) for c in channels.values())},"
+            f" but the input has {plural(io.input_channels, 'channel')}",
+            f"count channels from 1 to {io.input_channels}",
+        )
     if record is not None:
         env.note(
             f"{PROG}: recording the microphone to {record}, as asked (--record)"

@@ -9,12 +9,12 @@ from typing import Annotated
 import typer
 
 from voice_guide.cli.app import app, env_of
-from voice_guide.cli.build import clip_cache, plan, progress, settings
+from voice_guide.cli.build import check_paths, clip_cache, plan, progress, settings
 from voice_guide.cli.options import EngineOpt, NameA, NameB, RateOpt, SampleRateOpt, ScriptArg, SetOpt, VoiceOpt
 from voice_guide.errors import UsageError
 from voice_guide.script import Step, expand
 from voice_guide.script.durations import format_duration, plural
-from voice_guide.sound.encode import format_of, write_audio
+from voice_guide.sound.encode import EMBEDS_CHAPTERS, FORMATS, write_audio
 from voice_guide.sound.levels import Samples
 from voice_guide.sound.render import blocks, build, chapters, write_cues
 from voice_guide.sound.render import prepare as prepare_clips
@@ -39,10 +39,12 @@ def render(
 ) -> None:
     """Render a whole session to an audio file (listen turns last their full 'for')."""
     env = env_of(ctx)
-    format_of(out)  # fail on a bad extension before any work
     flags = {"a": a, "b": b, "engine": engine, "voice": voice, "rate": rate, "sample_rate": sample_rate}
     chosen = settings(env, flags, sets=sets)
     loaded, steps = plan(env, script, chosen.names, chosen.sets)
+    vtt = out.with_suffix(".vtt") if with_chapters and out.suffix.lower().lstrip(".") not in EMBEDS_CHAPTERS else None
+    named = [("-o", out, tuple(FORMATS)), ("--cues", cues, ("json",)), ("--chapters", vtt, ("vtt",))]
+    check_paths(named, loaded, steps)
     cache = clip_cache(env, chosen)
     with progress(env, "Preparing speech") as update:
         timeline = build(steps, cache, update)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from voice_guide.journal.store import SessionRow, StepRow
+from voice_guide.outputs import replacing, write_failed
 from voice_guide.sound.encode import Chapter, webvtt
 
 EXPORT_FORMATS = ("rttm", "vtt", "csv")
@@ -56,6 +57,16 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(plt: Any, fig: Any, out: Path) -> None:
+    try:
+        with replacing(out) as tmp:
+            fig.savefig(tmp, format="png")
+    except OSError as exc:
+        raise write_failed(out, exc) from None
+    finally:
+        plt.close(fig)
 
 
 def history_bars(sessions: Sequence[SessionRow]) -> list[HistoryBar]:
@@ -125,8 +136,7 @@ def plot_history(sessions: Sequence[SessionRow], out: Path) -> None:
     # The legend sits below the axes, outside the data, where it cannot cover a bar.
     fig.legend(handles + more_handles, labels + more_labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.savefig(out, format="png")
-    plt.close(fig)
+    _save(plt, fig, out)
 
 
 def _mm_ss(seconds: float, _pos: object = None) -> str:
@@ -166,8 +176,7 @@ def plot_session(session: SessionRow, out: Path) -> None:
     ]
     fig.legend(handles=legend, loc="lower center", ncol=5, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
-    fig.savefig(out, format="png")
-    plt.close(fig)
+    _save(plt, fig, out)
 
 
 def _turns(session: SessionRow) -> list[StepRow]:

@@ -10,6 +10,7 @@ Only `SoundDeviceIO` imports sounddevice, and only when it is built.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import queue
 import threading
@@ -24,9 +25,10 @@ import numpy as np
 import numpy.typing as npt
 
 from voice_guide.errors import AudioDeviceError, UsageError
+from voice_guide.outputs import StreamedFile
 from voice_guide.sound.clips import resample
 from voice_guide.sound.levels import Samples
-from voice_guide.sound.wavfile import read_wav_channels, to_pcm16
+from voice_guide.sound.wavfile import read_wav_channels, to_pcm16, wav_writer
 
 log = logging.getLogger(__name__)
 
@@ -160,16 +162,15 @@ class FileIO:
             self._mic = samples.astype(np.float32)
         self.input_channels = 0 if self._mic is None else self._mic.shape[1]
         self._writer: wave.Wave_write | None = None
+        self._out_file: StreamedFile | None = None
         self._frames = 0
         self._t0 = 0.0
 
     def start(self) -> None:
-        """Open the output WAV."""
+        """Open the output WAV (a temp file beside it until `finish`)."""
         if self.out_path is not None:
-            self._writer = wave.open(str(self.out_path), "wb")  # noqa: SIM115 - closed in finish/abort
-            self._writer.setnchannels(1)
-            self._writer.setsampwidth(2)
-            self._writer.setframerate(self.sample_rate_hz)
+            self._out_file = StreamedFile(self.out_path)
+            self._writer = wav_writer(self._out_file.file, 1, self.sample_rate_hz)
         self._t0 = time.monotonic()
 
     def exchange(self, block: Samples) -> list[MicBlock]:
@@ -201,14 +202,26 @@ class FileIO:
         return round((t_s - self._t0) * self.sample_rate_hz) if self._t0 else None
 
     def finish(self) -> None:
-        """Close the output WAV."""
-        self.abort()
+        """Complete the output WAV and rename it over the target."""
+        writer, out = self._writer, self._out_file
+        self._writer = self._out_file = None
+        if writer is not None and out is not None:
+            try:
+                writer.close()
+            except OSError:
+                out.discard()
+                raise
+            out.commit()
 
     def abort(self) -> None:
-        """Close the output WAV (what was written stays valid)."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        """Drop the unfinished output WAV: an old file at the target stays whole."""
+        writer, out = self._writer, self._out_file
+        self._writer = self._out_file = None
+        if writer is not None:
+            with contextlib.suppress(OSError):
+                writer.close()
+        if out is not None:
+            out.discard()
 
     def reopen(self) -> bool:
         """A file cannot be lost."""

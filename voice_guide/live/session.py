@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import wave
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -37,10 +36,11 @@ from voice_guide.live.records import (
     StepRecord,
 )
 from voice_guide.live.turns import End, Remind, Turn, TurnTracker
+from voice_guide.outputs import PRIVATE_MODE, StreamedFile
 from voice_guide.script import Listen, Step, step_kind, step_label
 from voice_guide.sound.levels import Samples, rms_dbfs
 from voice_guide.sound.timeline import AheadBank, ClipBank, Event, Mixer, place_step, remind_event, s_to_frames
-from voice_guide.sound.wavfile import to_pcm16
+from voice_guide.sound.wavfile import to_pcm16, wav_writer
 
 log = logging.getLogger(__name__)
 
@@ -172,21 +172,24 @@ class MicHealth:
 
 
 class MicRecorder:
-    """Append microphone blocks to a 16-bit WAV as they arrive."""
+    """Append microphone blocks to a private (0600) 16-bit WAV as they arrive; it appears at `path` on close."""
 
     def __init__(self, path: Path, sample_rate_hz: int, channels: int) -> None:
-        self._wav = wave.open(str(path), "wb")  # noqa: SIM115 - closed in close()
-        self._wav.setnchannels(channels)
-        self._wav.setsampwidth(2)
-        self._wav.setframerate(sample_rate_hz)
+        self._file = StreamedFile(path, PRIVATE_MODE)
+        self._wav = wav_writer(self._file.file, channels, sample_rate_hz)
 
     def write(self, samples: npt.NDArray[np.float32]) -> None:
         """Append frames x channels samples."""
         self._wav.writeframes(to_pcm16(samples.reshape(-1)))
 
     def close(self) -> None:
-        """Finish the file."""
-        self._wav.close()
+        """Finish the file and rename it into place (a session cut short keeps what was recorded)."""
+        try:
+            self._wav.close()
+        except OSError:
+            self._file.discard()
+            raise
+        self._file.commit()
 
 
 class _Clock:

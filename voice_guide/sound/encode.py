@@ -9,14 +9,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import wave
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from voice_guide.errors import AudioFileError, UsageError
+from voice_guide.outputs import open_new, replacing, temp_beside, write_failed, write_text
 from voice_guide.sound.levels import Samples
-from voice_guide.sound.wavfile import to_pcm16
+from voice_guide.sound.wavfile import to_pcm16, wav_writer
 
 # Containers whose chapters phone players read (ID3 CHAP, MP4 chapters); the
 # others get a WebVTT file beside them.
@@ -44,7 +44,8 @@ def format_of(path: Path) -> str:
     """Return the audio format named by `path`'s extension; raise UsageError if unknown."""
     ext = path.suffix.lower().lstrip(".")
     if ext not in FORMATS:
-        raise UsageError(f"-o {path}: unknown audio format '.{ext}'", "use .wav, .flac, .ogg, .mp3 or .m4a")
+        what = f"unknown audio format '.{ext}'" if ext else "no extension"
+        raise UsageError(f"-o {path}: {what}", "use .wav, .flac, .ogg, .mp3 or .m4a")
     return ext
 
 
@@ -60,12 +61,9 @@ def write_audio(
     fmt = format_of(path)
     if not path.parent.is_dir():
         raise UsageError(f"-o {path}: folder {path.parent} does not exist", "create it or pick another path")
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.part.wav")
+    tmp = temp_beside(path, "wav")
     try:
-        with wave.open(str(tmp), "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(sample_rate_hz)
+        with open_new(tmp) as fh, wav_writer(fh, 1, sample_rate_hz) as out:
             for block in blocks:
                 out.writeframes(to_pcm16(block))
         embed = fmt in EMBEDS_CHAPTERS
@@ -76,11 +74,11 @@ def write_audio(
         written = [path]
         if chapters and not embed:
             vtt = path.with_suffix(".vtt")
-            vtt.write_text(webvtt(chapters), encoding="utf-8")
+            write_text(vtt, webvtt(chapters))
             written.append(vtt)
         return written
     except OSError as exc:
-        raise AudioFileError(f"cannot write {path}: {exc.strerror or exc}", "check the folder and free space") from None
+        raise write_failed(path, exc) from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -103,20 +101,19 @@ def _transcode(wav: Path, path: Path, fmt: str, chapters: Sequence[Chapter], tit
         # The codec goes after every input: pydub would put it before the chapters
         # input, where ffmpeg would take it as that input's decoder.
         params += ["-acodec", codec]
-        part = path.with_name(f".{path.stem}.{os.getpid()}.part.{fmt}")
         try:
             segment = AudioSegment.from_wav(str(wav))
             tags = {"title": title} if title and not chapters else None
-            handle = segment.export(str(part), format=muxer, parameters=params, tags=tags)
-            handle.close()
-            os.replace(part, path)
+            with replacing(path) as part:
+                handle = segment.export(str(part), format=muxer, parameters=params, tags=tags)
+                handle.close()
+        except OSError:
+            raise
         except Exception as exc:  # pydub raises its own CouldntEncodeError with ffmpeg's output
             raise AudioFileError(
                 f"ffmpeg could not write {path}: {str(exc).splitlines()[0] if str(exc) else exc}",
                 "try another format, or .wav",
             ) from None
-        finally:
-            part.unlink(missing_ok=True)
 
 
 def _ffmeta_escape(text: str) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from voice_guide.errors import AudioFileError
+from voice_guide.outputs import write_text
 from voice_guide.paths import audio_assets_dir
 from voice_guide.script import Chime, Pause, Step, step_label
 from voice_guide.sound.clips import condition, resample
@@ -225,7 +226,7 @@ def cues_json(timeline: Timeline, speech: SpeechIdentity | None = None) -> dict[
 
 def write_cues(path: Path, timeline: Timeline, speech: SpeechIdentity | None = None) -> None:
     """Write CUES.json."""
-    path.write_text(json.dumps(cues_json(timeline, speech), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(cues_json(timeline, speech), indent=1, ensure_ascii=False) + "\n")
 
 
 def chapters(timeline: Timeline) -> list[Chapter]:
