@@ -9,6 +9,9 @@ from typing import Any, Literal
 from voice_guide.errors import ScriptError, UsageError
 from voice_guide.script.durations import DURATION_HINT, parse_duration_s, spoken_duration
 from voice_guide.script.model import (
+    MAX_NAME_CHARS,
+    MAX_PROMPT_CHARS,
+    MAX_SESSION_S,
     Breathe,
     BreatheStep,
     Chime,
@@ -27,6 +30,7 @@ from voice_guide.script.model import (
     Step,
     StepSpec,
     Who,
+    first_unsafe_char,
 )
 
 
@@ -47,6 +51,12 @@ def parse_overrides(pairs: Iterable[str], script: Script) -> dict[str, Param]:
             raise UsageError(f"--set {pair}: '{value}' is not a duration", DURATION_HINT)
         if default.duration_s is not None and not _is_plain_number(default.raw) and _is_plain_number(value):
             value = f"{value}s"  # a bare number for a duration param is seconds, and is spoken with its unit
+        if seconds is not None and seconds > MAX_SESSION_S:
+            raise UsageError(f"--set {pair}: longer than a day", "a session lasts at most 24h")
+        bad = first_unsafe_char(value)
+        if bad is not None or len(value) > MAX_PROMPT_CHARS:
+            what = f"holds the control character '{bad}'" if bad else f"is {len(value)} characters long"
+            raise UsageError(f"--set {name}: the value {what}", f"plain text of at most {MAX_PROMPT_CHARS} characters")
         result[name] = Param(raw=value, duration_s=seconds, line=default.line)
     return result
 
@@ -64,10 +74,53 @@ class _Roles:
 
 def expand(script: Script, names: Names = Names(), overrides: Mapping[str, Param] | None = None) -> tuple[Step, ...]:
     """Unroll repeats, fill placeholders and params; return the steps in play order."""
+    check_names(names)
     params = {**script.params, **(overrides or {})}
     out: list[Step] = []
     _expand_into(out, script.steps, _Roles(), params, names, str(script.path))
+    _check_plan(out, str(script.path))
     return tuple(out)
+
+
+def check_names(names: Names) -> None:
+    """Refuse partner names that are too long or hold control characters (they are spoken and printed)."""
+    for option, name in (("--a", names.a), ("--b", names.b)):
+        bad = first_unsafe_char(name)
+        if not name.strip() or bad is not None or len(name) > MAX_NAME_CHARS:
+            what = f"holds the control character '{bad}'" if bad else "is empty" if not name.strip() else "is too long"
+            raise UsageError(f"{option}: the name {what}", f"a name of 1 to {MAX_NAME_CHARS} plain characters")
+
+
+# Rough speaking pace for the bound below (espeak at 150 wpm says about 15 characters a second).
+_CHARS_PER_S = 10.0
+
+
+def _check_plan(steps: Iterable[Step], file: str) -> None:
+    """Refuse a plan longer than a day, and prompts that filling in params made too long."""
+    total_s = 0.0
+    for step in steps:
+        if isinstance(step, Say):
+            if len(step.text) > MAX_PROMPT_CHARS:
+                raise ScriptError(
+                    f"the prompt is {len(step.text)} characters long once filled in",
+                    f"at most {MAX_PROMPT_CHARS}; shorten the text or its params",
+                    file=file,
+                    line=step.line,
+                )
+            total_s += len(step.text) / _CHARS_PER_S
+        elif isinstance(step, Pause):
+            total_s += step.duration_s
+        elif isinstance(step, Listen):
+            total_s += step.for_s
+        elif isinstance(step, Breathe):
+            total_s += step.count * step.breath_s
+        if total_s > MAX_SESSION_S:
+            raise ScriptError(
+                "the session would last more than a day",
+                "shorten its pauses, turns or repeats",
+                file=file,
+                line=step.line,
+            )
 
 
 def _expand_into(

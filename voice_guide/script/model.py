@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,30 @@ BREATHE_KEYS = ("in", "hold", "out", "hold_out", "count", "counting")
 REPEAT_OPTIONS = ("swap", "steps")
 BUILTIN_PLACEHOLDERS = ("a", "b", "speaker", "listener", "round", "rounds")
 MAX_REPEAT = 100
+# Bounds that keep a hostile or mistaken script cheap: checked at load, so `check` says
+# what `run` would. A script file is read only if it is a regular file this small.
+MAX_SCRIPT_BYTES = 1_000_000
+# An expanded session: steps after unrolling every repeat (nested repeats multiply), and
+# the planned length in seconds (a day; any single duration is bounded by it too).
+MAX_STEPS = 5000
+MAX_SESSION_S = 24 * 3600.0
+# Text lengths in characters. A prompt is spoken sentence by sentence, and no prompt is
+# long enough to reach what a speech engine cannot take (espeak-ng crashes near 50,000).
+MAX_PROMPT_CHARS = 2000
+MAX_TITLE_CHARS = 200
+MAX_SUMMARY_CHARS = 2000
+MAX_NAME_CHARS = 60
+# Characters no text of ours may hold: C0/C1 controls but tab and newline (they move a
+# terminal's cursor or inject escape sequences), DEL, and lone UTF-16 surrogates (they
+# cannot be printed or encoded at all).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def first_unsafe_char(text: str) -> str | None:
+    """Return the first control character or lone surrogate in `text`, written as an escape; None if clean."""
+    found = _UNSAFE.search(text)
+    return None if found is None else ascii(found.group())[1:-1]
+
 
 Who = Literal["a", "b", "both", "anyone"]
 

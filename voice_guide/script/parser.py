@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
+import stat
 import string
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,13 @@ from voice_guide.script.model import (
     CUE_FILE_SUFFIXES,
     LISTEN_OPTIONS,
     LISTENERS,
+    MAX_PROMPT_CHARS,
     MAX_REPEAT,
+    MAX_SCRIPT_BYTES,
+    MAX_SESSION_S,
+    MAX_STEPS,
+    MAX_SUMMARY_CHARS,
+    MAX_TITLE_CHARS,
     REPEAT_OPTIONS,
     SCRIPT_CUES,
     STEP_KINDS,
@@ -36,8 +45,13 @@ from voice_guide.script.model import (
     SayStep,
     Script,
     StepSpec,
+    first_unsafe_char,
 )
 from voice_guide.script.yamlsource import LineDict, LineList, load_yaml
+
+# Reading a script may take this long at most (a slow network mount, a stalled disk).
+READ_TIMEOUT_S = 5.0
+_READ_CHUNK = 64 * 1024
 
 
 def load(path: str | Path) -> Script:
@@ -45,7 +59,7 @@ def load(path: str | Path) -> Script:
     path = Path(path)
     shown = str(path)
     try:
-        raw = path.read_bytes()
+        raw = _read_bounded(path, shown)
     except FileNotFoundError:
         raise ScriptError("no such script file", "give a built-in id, a user script id or a path", file=shown) from None
     except IsADirectoryError:
@@ -53,6 +67,41 @@ def load(path: str | Path) -> Script:
     except OSError as exc:
         raise ScriptError(f"cannot read it: {exc.strerror}", "check the path and its permissions", file=shown) from None
     return parse(raw, path)
+
+
+def _read_bounded(path: Path, shown: str) -> bytes:
+    """Read a regular file of at most MAX_SCRIPT_BYTES within READ_TIMEOUT_S; FIFOs and devices end at once."""
+    # Non-blocking open: a FIFO would otherwise wait for a writer forever.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise ScriptError("is not a regular file (a pipe or a device?)", "give a .yaml file", file=shown)
+        if info.st_size > MAX_SCRIPT_BYTES:
+            raise _too_big(shown)
+        os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        size, deadline = 0, time.monotonic() + READ_TIMEOUT_S
+        while chunk := os.read(fd, _READ_CHUNK):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_SCRIPT_BYTES:  # it grew while being read
+                raise _too_big(shown)
+            if time.monotonic() > deadline:
+                raise ScriptError(
+                    f"reading it took over {READ_TIMEOUT_S:g} s", "copy the script to a local disk", file=shown
+                )
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _too_big(shown: str) -> ScriptError:
+    return ScriptError(
+        f"the file is larger than {MAX_SCRIPT_BYTES // 1000} kB", "a script is a short YAML text file", file=shown
+    )
 
 
 def parse(raw: bytes, path: Path) -> Script:
@@ -77,6 +126,8 @@ class _Parser:
         return ScriptError(what, expected, file=self.file, line=line)
 
     def parse(self, raw: bytes) -> Script:
+        if len(raw) > MAX_SCRIPT_BYTES:  # a script sent over the link is held to the same bound
+            raise _too_big(self.file)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -102,6 +153,14 @@ class _Parser:
             raise self.fail(1, f"YAML syntax error: {exc}", "valid YAML") from None
         except RecursionError:
             raise self.fail(1, "YAML nests too deeply", "a flat list of steps") from None
+        except ValueError as exc:
+            # The YAML library turns digits into an int, which Python refuses past 4300
+            # digits, and dates into datetimes, which refuse a 13th month.
+            long_number = re.search(r"\d{100,}", text)
+            if long_number and "digits" in str(exc):
+                line = text[: long_number.start()].count("\n") + 1
+                raise self.fail(line, "a number is far too long", "a whole number such as 3") from None
+            raise self.fail(1, f"a value YAML cannot read ({exc})", "put the value in quotes") from None
         if not isinstance(doc, LineDict):
             raise self.fail(
                 1, "the script is not a mapping", "top-level keys title, summary, steps (see docs/SCRIPT_FORMAT.md)"
@@ -122,6 +181,7 @@ class _Parser:
         tags = self._tags(doc)
         self.params = self._params(doc)
         steps = self._steps(doc["steps"], doc.line_of("steps"), "steps")
+        self._bound_steps(steps)
         script = Script(
             id=self.path.stem,
             path=self.path,
@@ -136,11 +196,33 @@ class _Parser:
         expand(script)
         return script
 
+    def _bound_steps(self, steps: tuple[StepSpec, ...]) -> None:
+        """Refuse a script whose repeats unroll to more than MAX_STEPS steps, before unrolling them."""
+        total = 0
+        for spec in steps:
+            total += _unrolled(spec)
+            if total > MAX_STEPS:
+                raise self.fail(
+                    spec.line,
+                    f"the session unrolls to more than {MAX_STEPS} steps",
+                    "nested repeats multiply; use fewer or smaller repeats",
+                )
+
     def _text(self, doc: LineDict, key: str) -> str:
         value = doc[key]
         if not isinstance(value, str) or not value.strip():
             raise self.fail(doc.line_of(key), f"'{key}' must be text", f"a non-empty line of text for {key}")
-        return value.strip()
+        limit = MAX_TITLE_CHARS if key == "title" else MAX_SUMMARY_CHARS
+        return self._clean(value.strip(), doc.line_of(key), key, limit)
+
+    def _clean(self, text: str, line: int, what: str, limit: int) -> str:
+        """Return `text` if it is short enough and holds no control character or lone surrogate."""
+        bad = first_unsafe_char(text)
+        if bad is not None:
+            raise self.fail(line, f"{what} holds the control character '{bad}'", "plain text; remove it")
+        if len(text) > limit:
+            raise self.fail(line, f"{what} is {len(text)} characters long", f"at most {limit}; split it into steps")
+        return text
 
     def _tags(self, doc: LineDict) -> tuple[str, ...]:
         if "tags" not in doc or doc["tags"] is None:
@@ -148,7 +230,7 @@ class _Parser:
         tags = doc["tags"]
         if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() for t in tags):
             raise self.fail(doc.line_of("tags"), "'tags' must be a list of words", "for example [listening, daily]")
-        return tuple(t.strip() for t in tags)
+        return tuple(self._clean(t.strip(), doc.line_of("tags"), "a tag", MAX_TITLE_CHARS) for t in tags)
 
     def _params(self, doc: LineDict) -> dict[str, Param]:
         if "params" not in doc or doc["params"] is None:
@@ -169,10 +251,13 @@ class _Parser:
                 )
             if isinstance(value, bool) or not isinstance(value, (str, int, float)):
                 raise self.fail(line, f"param '{name}' must be a duration, a number or text", "for example share: 2m")
-            raw = str(value)
+            raw = self._clean(str(value), line, f"param '{name}'", MAX_PROMPT_CHARS)
             if isinstance(value, str) and "{" in value:
                 raise self.fail(line, f"param '{name}' may not hold placeholders", "a plain value")
-            result[name] = Param(raw=raw, duration_s=parse_duration_s(value), line=line)
+            seconds = parse_duration_s(value)
+            if seconds is not None and seconds > MAX_SESSION_S:
+                raise self.fail(line, f"param '{name}' is longer than a day", "a session lasts at most 24h")
+            result[name] = Param(raw=raw, duration_s=seconds, line=line)
         return result
 
     # -- steps
@@ -229,7 +314,7 @@ class _Parser:
         self._unquoted_placeholder(value, line, what)
         if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
             raise self.fail(line, f"{what} needs text", "a sentence for the guide to speak")
-        text = str(value).strip()
+        text = self._clean(str(value).strip(), line, what, MAX_PROMPT_CHARS)
         try:
             fields = list(string.Formatter().parse(text))
         except ValueError as exc:
@@ -269,7 +354,9 @@ class _Parser:
             return Duration(param=name)
         seconds = parse_duration_s(value)
         if seconds is None:
-            raise self.fail(line, f"{what}: '{value}' is not a duration", DURATION_HINT)
+            raise self.fail(line, f"{what}: '{_short(value)}' is not a duration", DURATION_HINT)
+        if seconds > MAX_SESSION_S:
+            raise self.fail(line, f"{what}: '{_short(value)}' is longer than a day", "a session lasts at most 24h")
         if seconds == 0 and not allow_zero:
             raise self.fail(line, f"{what}: duration must be more than zero", DURATION_HINT)
         return Duration(seconds=seconds)
@@ -287,7 +374,7 @@ class _Parser:
     def _chime(self, value: Any, line: int) -> ChimeStep:
         if not isinstance(value, str) or not value.strip():
             raise self.fail(line, "chime needs a cue name", "one of " + ", ".join(SCRIPT_CUES) + " or a .wav/.ogg file")
-        cue = value.strip()
+        cue = self._clean(value.strip(), line, "chime", MAX_TITLE_CHARS)
         if cue.lower().endswith(CUE_FILE_SUFFIXES) or "/" in cue:
             file = (self.path.parent / cue).resolve()
             if not file.is_file():
@@ -404,6 +491,23 @@ def _yaml_fix(text: str, line: int, problem: str) -> tuple[int, str, str]:
     if "expected <block end>" in problem or "block mapping" in problem or "block collection" in problem:
         return line, "the indentation does not line up", _INDENT_FIX
     return line, f"YAML syntax error: {problem}", "valid YAML, see docs/SCRIPT_FORMAT.md"
+
+
+def _unrolled(spec: StepSpec) -> int:
+    """Count the steps `spec` becomes, stopping early once past MAX_STEPS."""
+    if not isinstance(spec, RepeatStep):
+        return 1
+    inner = 0
+    for child in spec.steps:
+        inner += _unrolled(child)
+        if inner > MAX_STEPS:
+            break
+    return spec.count * inner
+
+
+def _short(value: Any) -> str:
+    text = str(value) if not isinstance(value, int) or abs(value) < 10**50 else "a huge number"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _describe(value: Any) -> str:
