@@ -56,13 +56,19 @@ def _map_other(env: Env, exc: Exception, debug: bool) -> int:
         path = str(getattr(ctx, "command_path", "")).split(" ", 1)
         hint = f" (see '{PROG} {path[1]} --help')" if len(path) == 2 else f" (see '{PROG} --help')"
         return _fail(env, str(message()).replace("\n", " ") + hint, exit_code, debug)
-    return _fail(env, f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", 1, debug)
+    if isinstance(exc, MemoryError):
+        return _fail(env, "out of memory (close other programs, or try a shorter session)", 1, debug)
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        return _fail(env, f"the system refused{where}: {exc.strerror or exc} (check the disk and the device)", 1, debug)
+    # A fault of ours: still one line, with where to look.
+    return _fail(env, f"unexpected {type(exc).__name__}: {exc} (please report it; --debug shows where)", 1, debug)
 
 
 def _fail(env: Env, line: str, code: int, debug: bool) -> int:
     if debug:
         traceback.print_exc(file=env.stderr)
-    env.note(f"{PROG}: error: {line}")
+    env.note(f"{PROG}: error: {' '.join(line.split())}")  # the contract is one line
     return code
 
 

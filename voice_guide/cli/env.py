@@ -11,6 +11,7 @@ import typer
 from voice_guide.errors import UsageError
 from voice_guide.paths import UserDirs
 from voice_guide.script.library import Library
+from voice_guide.script.model import first_unsafe_char
 
 PROG = "voice-guide"
 
@@ -30,12 +31,12 @@ class Env:
         return cls(stdout=sys.stdout, stderr=sys.stderr, dirs=UserDirs.from_environ())
 
     def out(self, text: str = "") -> None:
-        """Print a line of results."""
-        print(text, file=self.stdout)
+        """Print a line of results (control characters escaped)."""
+        print(printable(text), file=self.stdout)
 
     def note(self, text: str) -> None:
-        """Print a line of commentary (not results) to stderr."""
-        print(text, file=self.stderr)
+        """Print a line of commentary (not results) to stderr (control characters escaped)."""
+        print(printable(text), file=self.stderr)
 
     def confirm(self, question: str) -> bool:
         """Ask a yes/no question on the terminal; with no terminal to ask, fail asking for --yes."""
@@ -46,3 +47,10 @@ class Env:
     def library(self) -> Library:
         """Return the script library for this user."""
         return Library.default(self.dirs)
+
+
+def printable(text: str) -> str:
+    """Escape control characters and lone surrogates (not tab, newline) so no title can drive the terminal."""
+    if first_unsafe_char(text) is None:
+        return text
+    return "".join(ch if first_unsafe_char(ch) is None else ascii(ch)[1:-1] for ch in text)

@@ -23,6 +23,7 @@ from voice_guide.paths import UserDirs
 from voice_guide.sound.clips import condition, trim_silence
 from voice_guide.sound.levels import Samples, loudness_lufs
 from voice_guide.sound.speech.base import Speaker, SpeechIdentity
+from voice_guide.sound.speech.pieces import speakable_pieces
 from voice_guide.sound.tones import CUE_NAMES, synth_cue
 from voice_guide.sound.wavfile import read_wav, wav_bytes, write_wav
 
@@ -195,7 +196,8 @@ class ClipCache:
         """Speak each sentence and join them with SENTENCE_PAUSE_S of quiet; return (samples, rate)."""
         pieces: list[Samples] = []
         rate = 0
-        for sentence in sentences(text):
+        # A sentence too long for an engine to take in one go is cut further (speakable_pieces).
+        for sentence in (piece for whole in sentences(text) for piece in speakable_pieces(whole)):
             raw, sentence_rate = self.speaker.synthesize(sentence)
             if rate and sentence_rate != rate:
                 raise SpeechEngineError(f"engine changed its sample rate within prompt {text!r}", "try another voice")
