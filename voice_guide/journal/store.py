@@ -87,24 +87,59 @@ def _private_umask() -> Iterator[None]:
         os.umask(old)
 
 
+class JournalDamaged(JournalError):
+    """The journal file is damaged; it has been moved aside and a fresh one starts."""
+
+
+# SQLite's words for a file that is not (or no longer) a sound database.
+_DAMAGED = ("malformed", "not a database", "file is encrypted")
+
+
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating and migrating if needed) the journal at `path`."""
+    """Open (creating and migrating if needed) the journal at `path`.
+
+    A damaged journal is moved aside with the date in its name and JournalDamaged
+    says where; the next connect starts a fresh file.
+    """
     deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     while True:
         try:
             return _open(path)
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
+            text = str(exc).lower()
+            if any(word in text for word in _DAMAGED):
+                raise _set_aside(path, exc) from None
             # Switching a new file to WAL can report "locked" at once, without waiting on
             # the busy timeout, when another process opens it at the same moment: try again.
-            if "locked" not in str(exc) or time.monotonic() > deadline:
+            if "locked" not in text or time.monotonic() > deadline:
                 raise JournalError(
                     f"cannot open the journal {path}: {exc}", "check the folder's permissions and free space"
                 ) from None
             time.sleep(0.02)
-        except (sqlite3.Error, OSError) as exc:
+        except OSError as exc:
             raise JournalError(
                 f"cannot open the journal {path}: {exc}", "check the folder's permissions and free space"
             ) from None
+
+
+def _set_aside(path: Path, exc: BaseException) -> JournalError:
+    """Move a damaged journal (and its WAL and SHM files) aside; return the error that says where."""
+    stamp = datetime.now().strftime("%Y-%m-%d-%H%M%S")
+    aside = path.with_name(f"{path.stem}.damaged-{stamp}{path.suffix}")
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(f"{path}{suffix}")
+            if part.exists():
+                os.replace(part, Path(f"{aside}{suffix}"))
+    except OSError as move:
+        return JournalError(
+            f"the journal {path} is damaged ({exc}) and could not be moved aside: {move.strerror or move}",
+            "move it away yourself; a new journal starts with the next session",
+        )
+    return JournalDamaged(
+        f"the journal was damaged ({exc}); it is kept as {aside}",
+        "the next session starts a fresh journal; sqlite3's .recover may save the old sessions",
+    )
 
 
 def _open(path: Path) -> sqlite3.Connection:
@@ -116,6 +151,11 @@ def _open(path: Path) -> sqlite3.Connection:
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA foreign_keys = ON")
+            # A journal holds kilobytes: checking every page on open costs milliseconds and
+            # finds damage here, not in the middle of a listing.
+            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+            if verdict != "ok":
+                raise sqlite3.DatabaseError("database disk image is malformed")
             _migrate(db)
         except BaseException:
             db.close()
@@ -162,7 +202,10 @@ class Journal(QuietObserver):
     """Writes one session as it goes; an Observer for the session loop.
 
     A journal that cannot be written (read-only folder, full disk) warns once and
-    lets the session go on: losing the record must never stop the exercise.
+    lets the session go on: losing the record must never stop the exercise. What
+    could not be written is kept and written at the next step or at the end, so a
+    journal that was unwritable for a while catches up when it can. A damaged
+    journal is moved aside and the session goes into a fresh one.
     """
 
     def __init__(self, path: Path, info: SessionInfo, warn: Any) -> None:
@@ -171,8 +214,21 @@ class Journal(QuietObserver):
         self.warn = warn
         self.session_id: int | None = None
         self._db: sqlite3.Connection | None = None
-        try:
-            self._db = connect(path)
+        self._started_at = _now()
+        self._pending: list[StepRecord] = []
+        self._end: tuple[str, str, float, int] | None = None
+        self._failing = False
+        self._flush()
+
+    def _writable(self) -> sqlite3.Connection:
+        if self._db is None:
+            try:
+                self._db = connect(self.path)
+            except JournalDamaged as exc:
+                self.warn(f"warning: {exc.one_line()}")
+                self._db = connect(self.path)
+        if self.session_id is None:
+            info = self.info
             cur = self._db.execute(
                 "INSERT INTO sessions (script_id, title, name_a, name_b, settings, started_at, is_test)"
                 " VALUES (?,?,?,?,?,?,?)",
@@ -182,62 +238,85 @@ class Journal(QuietObserver):
                     info.name_a,
                     info.name_b,
                     json.dumps(dict(info.settings)),
-                    _now(),
+                    self._started_at,
                     int(info.is_test),
                 ),
             )
             self.session_id = cur.lastrowid
+        return self._db
+
+    def _flush(self) -> None:
+        """Write the session row, every pending step and the end, as far as the disk lets us."""
+        try:
+            db = self._writable()
+            while self._pending:
+                _insert_step(db, self.session_id, self._pending[0])
+                del self._pending[0]
+            if self._end is not None:
+                db.execute(
+                    "UPDATE sessions SET ended_at=?, ended_by=?, duration_s=?, underruns=? WHERE id=?",
+                    (*self._end, self.session_id),
+                )
         except (JournalError, sqlite3.Error, OSError) as exc:
             self._give_up(exc)
+            return
+        if self._failing:
+            self._failing = False
+            self.warn("the journal is being written again; it has caught up")
 
     def _give_up(self, exc: BaseException) -> None:
-        message = exc.one_line() if isinstance(exc, VoiceGuideError) else str(exc)
-        self.warn(f"warning: the journal is not being written ({message}); the session goes on")
-        self._db = None
+        if not self._failing:
+            message = exc.one_line() if isinstance(exc, VoiceGuideError) else str(exc)
+            self.warn(
+                f"warning: the journal is not being written ({message}); the session goes on"
+                " and the journal catches up when it can"
+            )
+        self._failing = True
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+        self._db = None  # the next try opens it afresh
 
     # Only finished steps are stored: never levels, notes or audio.
     def step_finished(self, record: StepRecord) -> None:
-        """Commit the finished step at once."""
-        if self._db is None:
-            return
-        t = record.turn
-        try:
-            self._db.execute(
-                "INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    self.session_id,
-                    record.index,
-                    record.kind,
-                    record.label,
-                    record.start_s,
-                    record.end_s,
-                    int(record.skipped),
-                    t.who if t else None,
-                    t.planned_s if t else None,
-                    t.talk_s if t else None,
-                    t.first_speech_s if t else None,
-                    t.longest_silence_s if t else None,
-                    t.overrun_s if t else None,
-                    t.ended_by if t else None,
-                    t.interruptions if t else None,
-                ),
-            )
-        except sqlite3.Error as exc:
-            self._give_up(exc)
+        """Commit the finished step at once (with any that could not be written before)."""
+        self._pending.append(record)
+        self._flush()
 
     def close(self, ended_by: str, duration_s: float, underruns: int) -> None:
         """Mark the session finished (complete, quit or error)."""
-        if self._db is None:
-            return
-        try:
-            self._db.execute(
-                "UPDATE sessions SET ended_at=?, ended_by=?, duration_s=?, underruns=? WHERE id=?",
-                (_now(), ended_by, duration_s, underruns, self.session_id),
-            )
-            self._db.close()
-        except sqlite3.Error as exc:
-            self._give_up(exc)
+        self._end = (_now(), ended_by, duration_s, underruns)
+        self._flush()
+        if self._failing and self._pending:
+            self.warn(f"warning: {len(self._pending)} steps of this session could not be journaled")
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
         self._db = None
+
+
+def _insert_step(db: sqlite3.Connection, session_id: int | None, record: StepRecord) -> None:
+    t = record.turn
+    db.execute(
+        "INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            session_id,
+            record.index,
+            record.kind,
+            record.label,
+            record.start_s,
+            record.end_s,
+            int(record.skipped),
+            t.who if t else None,
+            t.planned_s if t else None,
+            t.talk_s if t else None,
+            t.first_speech_s if t else None,
+            t.longest_silence_s if t else None,
+            t.overrun_s if t else None,
+            t.ended_by if t else None,
+            t.interruptions if t else None,
+        ),
+    )
 
 
 # ---------------------------------------------------------------- reading
