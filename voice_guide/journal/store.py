@@ -288,7 +288,8 @@ class Journal(QuietObserver):
         self._end = (_now(), ended_by, duration_s, underruns)
         self._flush()
         if self._failing and self._pending:
-            self.warn(f"warning: {len(self._pending)} steps of this session could not be journaled")
+            count = len(self._pending)
+            self.warn(f"warning: {count} step{'' if count == 1 else 's'} of this session could not be journaled")
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()

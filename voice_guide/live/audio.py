@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from voice_guide.errors import AudioDeviceError, UsageError
-from voice_guide.outputs import StreamedFile
+from voice_guide.outputs import StreamedFile, write_failed
 from voice_guide.sound.clips import resample
 from voice_guide.sound.levels import Samples
 from voice_guide.sound.wavfile import read_wav_channels, to_pcm16, wav_writer
@@ -178,7 +178,10 @@ class FileIO:
         start = self._frames
         self._frames += len(block)
         if self._writer is not None:
-            self._writer.writeframes(to_pcm16(block))
+            try:
+                self._writer.writeframes(to_pcm16(block))
+            except OSError as exc:  # a full disk: one line, exit 1
+                raise write_failed(self.out_path or Path("--out"), exc) from None
         if self.realtime:
             ahead_s = self._frames / self.sample_rate_hz - (time.monotonic() - self._t0)
             if ahead_s > 0:

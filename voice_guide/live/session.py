@@ -36,7 +36,7 @@ from voice_guide.live.records import (
     StepRecord,
 )
 from voice_guide.live.turns import End, Remind, Turn, TurnTracker
-from voice_guide.outputs import PRIVATE_MODE, StreamedFile
+from voice_guide.outputs import PRIVATE_MODE, StreamedFile, write_failed
 from voice_guide.script import Listen, Step, step_kind, step_label
 from voice_guide.sound.levels import Samples, rms_dbfs
 from voice_guide.sound.timeline import AheadBank, ClipBank, Event, Mixer, place_step, remind_event, s_to_frames
@@ -180,7 +180,10 @@ class MicRecorder:
 
     def write(self, samples: npt.NDArray[np.float32]) -> None:
         """Append frames x channels samples."""
-        self._wav.writeframes(to_pcm16(samples.reshape(-1)))
+        try:
+            self._wav.writeframes(to_pcm16(samples.reshape(-1)))
+        except OSError as exc:  # a full disk: one line, exit 1
+            raise write_failed(self._file.path, exc) from None
 
     def close(self) -> None:
         """Finish the file and rename it into place (a session cut short keeps what was recorded)."""
