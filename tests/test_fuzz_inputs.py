@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import struct
+import threading
 import wave
 from collections.abc import Callable
 from pathlib import Path
@@ -12,9 +16,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from voice_guide.errors import AudioFileError, ScriptError, UsageError
+from voice_guide.outputs import Output, check_outputs
+from voice_guide.script import load
 from voice_guide.script.durations import parse_duration_s
+from voice_guide.sound.speech.pieces import MAX_PIECE_CHARS, speakable_pieces
+from voice_guide.sound.speech.tts import ClipCache
+from voice_guide.sound.wavfile import MAX_CHANNELS, MAX_RATE_HZ, MIN_RATE_HZ, read_wav, read_wav_channels
 
 from .conftest import CliResult, write
+from .test_tts import FakeSpeaker
 
 Cli = Callable[..., CliResult]
 FUZZ = settings(
@@ -162,3 +173,117 @@ def test_an_hour_long_recording_is_analyzed(cli: Cli, tmp_path: Path) -> None:
     report = json.loads(result.out)
     assert report["duration_s"] == pytest.approx(3600)
     assert len(report["speech"]) == len(range(60, 3600, 300))
+
+
+# ---------------------------------------------------------------- lying headers, FIFOs, devices, outputs onto inputs
+
+
+def _lying_wav(channels: int, rate: int, width: int, data_bytes: int, body: bytes) -> bytes:
+    fmt = struct.pack(
+        "<HHIIHH", 1, channels, rate, (rate * channels * width) & 0xFFFFFFFF, (channels * width) & 0xFFFF, width * 8
+    )
+    chunks = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", data_bytes) + body
+    return b"RIFF" + struct.pack("<I", len(chunks) & 0xFFFFFFFF) + chunks
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    channels=st.one_of(st.integers(0, 20), st.integers(0, 65535)),
+    rate=st.one_of(st.sampled_from([0, 1, 3999, 8000, 48000, 384_001]), st.integers(0, 2**32 - 1)),
+    width=st.integers(0, 8),
+    data_bytes=st.one_of(st.integers(0, 4096), st.integers(0, 2**32 - 1)),
+    body=st.binary(max_size=4096),
+)
+def test_a_lying_wav_header_is_refused_or_read_within_the_file(
+    channels: int, rate: int, width: int, data_bytes: int, body: bytes
+) -> None:
+    raw = _lying_wav(channels, rate, width, data_bytes, body)
+    try:
+        frames, got_rate = read_wav_channels(io.BytesIO(raw))
+    except AudioFileError as exc:
+        assert "\n" not in exc.one_line()
+        return
+    # Whatever the header claimed, nothing beyond the bytes really there was allocated.
+    assert 1 <= frames.shape[1] <= MAX_CHANNELS and MIN_RATE_HZ <= got_rate <= MAX_RATE_HZ
+    assert frames.size * width <= len(body)
+
+
+def _ends_within(seconds: float, call: Callable[[], object]) -> BaseException | None:
+    """Run `call` on a thread; fail if it is still running after `seconds`; return what it raised."""
+    raised: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            raised.append(exc)
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), "it hung"
+    return raised[0] if raised else None
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero", "/dev/urandom", "/dev/null", "folder"])
+def test_fifos_and_devices_are_refused_at_once(kind: str, tmp_path: Path) -> None:
+    if kind == "fifo":
+        path = tmp_path / "pipe.yaml"
+        os.mkfifo(path)
+    elif kind == "folder":
+        path = tmp_path / "folder.yaml"
+        path.mkdir()
+    else:
+        path = Path(kind)
+    script_error = _ends_within(30, lambda: load(path))
+    assert isinstance(script_error, ScriptError), script_error
+    wav_error = _ends_within(30, lambda: read_wav(path))
+    assert isinstance(wav_error, AudioFileError), wav_error
+
+
+@FUZZ
+@given(
+    option=st.sampled_from(["--out", "--record", "--log", "--cues", "-o"]),
+    alias=st.sampled_from(["same", "relative", "dot-dot", "symlink", "hard-link"]),
+    target=st.sampled_from(["script", "mic"]),
+)
+def test_an_output_that_names_an_input_is_refused(
+    option: str, alias: str, target: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    folder = tmp_path_factory.mktemp("alias")
+    ext = "json" if option in ("--log", "--cues") else "wav"
+    source = folder / f"input.{ext}"  # an input the output option could legally name
+    source.write_bytes(b"the user's own file")
+    inputs = [source] if target == "mic" else [folder / "my.yaml", source]
+    (folder / "sub").mkdir()
+    path = {
+        "same": source,
+        "relative": Path(os.path.relpath(source)),
+        "dot-dot": folder / "sub" / ".." / source.name,
+        "symlink": folder / f"link.{ext}",
+        "hard-link": folder / f"hard.{ext}",
+    }[alias]
+    if alias == "symlink":
+        path.symlink_to(source)
+    elif alias == "hard-link":
+        os.link(source, path)
+    with pytest.raises(UsageError, match="own input"):
+        check_outputs([Output(option, path, (ext,))], inputs)
+    assert source.read_bytes() == b"the user's own file"
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(st.sampled_from("ab .,!?;:\n\t"), max_size=3000), limit=st.integers(5, 500))
+def test_speech_pieces_are_bounded_and_keep_every_word(text: str, limit: int) -> None:
+    pieces = speakable_pieces(text, limit)
+    assert all(0 < len(p) <= limit for p in pieces)
+    assert "".join("".join(p.split()) for p in pieces) == "".join(text.split())
+
+
+def test_the_speech_engine_never_gets_a_long_text(tmp_path: Path) -> None:
+    speaker = FakeSpeaker()
+    text = " ".join(f"Sentence number {n} goes on, and on, and on for a while." for n in range(1000))
+    clip = ClipCache(tmp_path, speaker, 16_000).get(text)
+    assert len(text) > 50_000 and clip.size > 0
+    assert max(len(t) for t in speaker.calls) <= MAX_PIECE_CHARS and len(speaker.calls) > 100
+    assert " ".join(speaker.calls) == text
