@@ -20,8 +20,8 @@ from voice_guide.errors import AudioFileError, ScriptError, UsageError
 from voice_guide.outputs import Output, check_outputs
 from voice_guide.script import load
 from voice_guide.script.durations import parse_duration_s
+from voice_guide.sound.speech import ClipCache
 from voice_guide.sound.speech.pieces import MAX_PIECE_CHARS, speakable_pieces
-from voice_guide.sound.speech.tts import ClipCache
 from voice_guide.sound.wavfile import MAX_CHANNELS, MAX_RATE_HZ, MIN_RATE_HZ, read_wav, read_wav_channels
 
 from .conftest import CliResult, write
@@ -282,7 +282,8 @@ def test_speech_pieces_are_bounded_and_keep_every_word(text: str, limit: int) ->
 
 def test_the_speech_engine_never_gets_a_long_text(tmp_path: Path) -> None:
     speaker = FakeSpeaker()
-    text = " ".join(f"Sentence number {n} goes on, and on, and on for a while." for n in range(1000))
+    # One sentence of 60,000 characters: no full stop to cut at until the very end.
+    text = " ".join(f"and word{n}" for n in range(6000)) + "."
     clip = ClipCache(tmp_path, speaker, 16_000).get(text)
     assert len(text) > 50_000 and clip.size > 0
     assert max(len(t) for t in speaker.calls) <= MAX_PIECE_CHARS and len(speaker.calls) > 100
