@@ -362,6 +362,17 @@ def test_binding_is_loopback_unless_asked() -> None:
     run(main())
 
 
+def test_the_largest_setup_that_fits_arrives_whole() -> None:
+    setup = {"script": "x" * (MAX_MESSAGE_BYTES - 60)}
+    assert len(encode_message("hello", setup=setup)) > MAX_MESSAGE_BYTES - 20  # padding takes it over the limit
+
+    async def main() -> None:
+        async with Host(CODE, setup=setup, timings=FAST) as host, await join(host.url, CODE, timings=FAST) as link:
+            assert link.setup == setup
+
+    run(main())
+
+
 def test_setup_must_fit_one_message() -> None:
     with pytest.raises(LinkError, match="too large"):
         Host(CODE, setup={"script": "x" * MAX_MESSAGE_BYTES})

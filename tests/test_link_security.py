@@ -420,6 +420,11 @@ def test_junk_before_pairing_is_counted_and_told_in_one_line(caplog: pytest.LogC
                 assert await within(reader.read(), 5) is not None
                 writer.close()
             assert host.tally.counts["junk"] == 20 * len(junk)
+            for _ in range(100):
+                if host.tally.counts["not_websocket"] == 20:
+                    break
+                await asyncio.sleep(0.01)
+            assert host.tally.counts["not_websocket"] == 20  # the bytes that were not even HTTP
             async with await join_link(host.url, CODE, timings=timings) as link:
                 assert link.setup == SETUP
             return host

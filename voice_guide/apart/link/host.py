@@ -147,6 +147,7 @@ class Host(Peer):
                 """Close a connection as it is accepted when too many unpaired ones are open, or come too fast."""
 
                 counted = False
+                opened = False
 
                 def connection_made(self, transport: asyncio.BaseTransport) -> None:
                     full = host._unpaired >= host.max_unpaired or host._ended is not None
@@ -160,6 +161,8 @@ class Host(Peer):
                     super().connection_made(transport)
 
                 def connection_lost(self, exc: Exception | None) -> None:
+                    if self.counted and not self.opened:
+                        host.tally.count("not_websocket")  # junk or silence before any WebSocket
                     host._release(self)
                     super().connection_lost(exc)
 
@@ -300,6 +303,7 @@ class Host(Peer):
 
     async def _handle(self, ws: ServerConnection) -> None:
         """Let one connection in if it pairs or resumes; then serve it until it closes."""
+        ws.opened = True  # type: ignore[attr-defined]
         if self._ended is not None:
             return
         try:

@@ -15,6 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidURI, WebSocketException
 
 from voice_guide.apart.link import pairing
+from voice_guide.apart.link.channel import SealError
 from voice_guide.apart.link.clock import HostClock, estimate_clock
 from voice_guide.apart.link.pairing import PairingError, Pake, Session
 from voice_guide.apart.link.peer import Peer, Wire
@@ -22,6 +23,7 @@ from voice_guide.apart.link.protocol import (
     DEFAULT_PORT,
     DEFAULT_TIMINGS,
     TRANSPORT_MAX_BYTES,
+    BadMessage,
     Callback,
     Clock,
     Inbox,
@@ -274,7 +276,10 @@ class Joiner(Peer):
                 hint="check the address: this may not be your partner's device",
             )
         wire = Wire(ws, keys.joiner_to_host, keys.host_to_joiner)
-        hello = wire.open(await ws.recv(decode=False))
+        try:
+            hello = wire.open(await ws.recv(decode=False))
+        except (SealError, BadMessage):
+            hello = {"type": None}
         if hello["type"] != "hello":
             raise LinkError("the host did not send the session", hint="install the same voice-guide version on both")
         self.setup, self._session = hello["setup"], session

@@ -52,7 +52,7 @@ class Wire:
         """Return the message in a received frame; raise SealError or BadMessage."""
         if isinstance(data, str):
             raise SealError("a text frame")
-        return decode_message(self._opener.open(data))
+        return decode_message(self._opener.open(data).rstrip(b" "))  # the padding is not the message
 
 
 class Peer:

@@ -17,6 +17,7 @@ _PHRASES = {
     "resume_refused": ("refused resume", "refused resumes"),
     "busy": ("try turned away while busy", "tries turned away while busy"),
     "junk": ("junk message", "junk messages"),
+    "not_websocket": ("connection that never opened a WebSocket", "connections that never opened a WebSocket"),
     "timeout": ("connection that did not pair in time", "connections that did not pair in time"),
     "over_limit": ("connection over the limit", "connections over the limit"),
     "accept_failed": ("failed accept (out of file descriptors?)", "failed accepts (out of file descriptors?)"),
