@@ -199,7 +199,11 @@ def test_history_escapes_titles_already_in_the_journal(home: Path, files: Path) 
     # A title written by an older version, before scripts were checked for control characters.
     journal = Journal(journal_path(home / "data"), SessionInfo("x", f"Bad {ESC}[2J title", "A", "B", {}), print)
     journal.close("complete", 1.0, 0)
-    for args in (("history",), ("history", "show", "1"), ("history", "--json")):
+    connect(journal_path(home / "data")).execute(
+        "INSERT INTO steps VALUES (1, 0, 'listen', 'a talks', 0, 1, 0, ?, 1, 1, 0, 0, 0, 'time', 0)", (f"A{ESC}[2J",)
+    )
+    exports = [("history", "export", "1", "--format", fmt) for fmt in ("csv", "vtt", "rttm")]
+    for args in (("history",), ("history", "show", "1"), ("history", "--json"), *exports):
         result = run_cli(args, files, home)
         assert result.returncode == 0, result.stderr
         assert ESC not in result.stdout

@@ -16,6 +16,7 @@ from voice_guide.cli.options import JsonOpt, NameA, NameB, ScriptArg, SetOpt
 from voice_guide.errors import ScriptError, UsageError, VoiceGuideError
 from voice_guide.live.audio import list_devices
 from voice_guide.live.vad import analyze as analyze_speech
+from voice_guide.outputs import write_text
 from voice_guide.script import Script, expand, step_details, step_kind, step_label
 from voice_guide.script import load as load_script
 from voice_guide.script.durations import format_duration, plural
@@ -203,7 +204,7 @@ def new(
         text = f"# {name}: your copy of {source}; check it with:  {PROG} check {path}\n"
         text += origin.read_text(encoding="utf-8")
     folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    write_text(path, text)
     env.out(f"wrote {path}")
     if name in _builtin_ids(library):
         env.note(f"{PROG}: your {name} now replaces the built-in one (remove {path} to bring it back)")

@@ -13,7 +13,7 @@ import typer
 
 from voice_guide.cli.app import app, env_of
 from voice_guide.cli.build import check_paths
-from voice_guide.cli.env import Env
+from voice_guide.cli.env import Env, printable
 from voice_guide.cli.options import JsonOpt
 from voice_guide.errors import UsageError
 from voice_guide.journal.store import connect, forget, get_session, journal_path, list_sessions
@@ -202,7 +202,8 @@ def history_export(
     env = env_of(ctx)
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"--format {fmt}: unknown format", "one of " + ", ".join(EXPORT_FORMATS))
-    env.stdout.write(export_turns(get_session(_journal(env), session_id), fmt))
+    # Names come from the journal, which older versions filled unchecked: escape what could drive a terminal.
+    env.stdout.write(printable(export_turns(get_session(_journal(env), session_id), fmt)))
 
 
 @history_app.command("forget")
