@@ -249,3 +249,13 @@ def test_notes_expire_and_pause_notes_show_as_a_state_only() -> None:
     clock.now_s += 10.0
     shown = _drawn(display)
     assert "paused" not in shown and "resumed" not in shown and "microphone is back" not in shown
+
+
+def test_mic_test_shows_the_live_level_against_the_threshold(terminal: Callable[[list[str]], Screen]) -> None:
+    screen = terminal(["mic-test", "--seconds", "4", "--quiet"])
+    meter = screen.wait_for(r"mic \[[#.|]+\]\s+(-?\d+\.\d) dBFS\s+threshold\s+(-?\d+\.\d) dBFS\s+(speech|silence)")
+    assert float(meter.group(2)) < 0
+    assert screen.finish() == 1  # nobody talked into the virtual microphone
+    text = screen.text()
+    assert re.search(r"^(muted|silence): ", text, re.M), text
+    assert "mic [" not in text  # the meter line is cleared before the verdict
