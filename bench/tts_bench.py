@@ -82,7 +82,7 @@ def _render_levels(engine: str, scratch: Path, env: dict[str, str]) -> tuple[flo
             "--engine",
             engine,
             "--set",
-            "answer=20s",
+            "answer=30s",
         ],
         env=env,
         check=True,
