@@ -382,3 +382,29 @@ def test_ctrl_c_ends_a_session_whose_sound_server_hangs(tmp_path: Path, home: Pa
         subprocess.run([str(REPO / "tools" / "pulse.sh"), "stop"], env=env, capture_output=True)
     assert proc.returncode == 130
     assert _journal_row(home).ended_by == "quit"
+
+
+def test_the_panel_says_paused_while_the_device_is_lost() -> None:
+    import io
+
+    from rich.console import Console
+
+    from voice_guide.live.display import LiveDisplay, PanelSource
+
+    lost = [False]
+    display = LiveDisplay(Console(file=io.StringIO()), mic=False)
+    display.follow(PanelSource(session_s=lambda: 0.0, paused=lambda: False, device_lost=lambda: lost[0]))
+    display.step_started(0, 1, Pause(20.0, 1), 0.0)
+
+    def drawn() -> str:
+        console = Console(width=100, record=True, file=io.StringIO(), color_system=None)
+        console.print(display.live.renderable)
+        return console.export_text()
+
+    assert "device lost" not in drawn()
+    lost[0] = True
+    display.note("paused: device lost (the sound device stopped responding); trying to open it again")
+    assert drawn().count("paused: device lost") == 1
+    lost[0] = False
+    display.note("resumed: the sound device is back after 3.2 s")
+    assert "device lost" not in drawn()

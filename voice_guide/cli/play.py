@@ -338,6 +338,7 @@ def _play(
                 PanelSource(
                     session_s=lambda: session.clock.session / sample_rate,
                     paused=lambda: session.paused,
+                    device_lost=lambda: session.device_lost,
                     linked=None if scheduler is None else link_up,
                 )
             )

@@ -68,6 +68,8 @@ class PanelSource:
     paused: Callable[[], bool]
     # apart mode: True while the link to the partner's device is up; None when playing alone
     linked: Callable[[], bool] | None = None
+    # True while the sound device is lost and being opened again
+    device_lost: Callable[[], bool] | None = None
 
 
 class LiveDisplay:
@@ -158,7 +160,9 @@ class LiveDisplay:
         source = self.source
         if source is not None and source.linked is not None:
             grid.add_row("partner", self._link(source.linked()))
-        if source is not None and source.paused() and (source.linked is None or source.linked()):
+        if source is not None and source.device_lost is not None and source.device_lost():
+            grid.add_row("", Text("paused: device lost (trying to open it again)", style="bold yellow"))
+        elif source is not None and source.paused() and (source.linked is None or source.linked()):
             hint = "" if self.apart else " (space or a double clap resumes)"
             grid.add_row("", Text("paused" + hint, style="bold yellow"))
         if self.mic:

@@ -270,6 +270,8 @@ class Session:
         self.mixer = Mixer()
         self.feedback = Mixer()
         self.paused = False
+        # True while the sound device is lost and being opened again (the panel shows it).
+        self.device_lost = False
         self._fade: Literal["in", "out"] | None = None
         self._log: list[LoggedEvent] = []
         self._records: list[StepRecord] = []
@@ -519,12 +521,14 @@ class Session:
         self.observer.note(f"paused: device lost ({lost.message}); trying to open it again")
         log.info("sound device lost: %s", lost.one_line())
         began = time.monotonic()
+        self.device_lost = True
         while not self.io.reopen():
             if time.monotonic() - began >= REOPEN_FOR_S:
                 raise AudioDeviceError(
                     f"{lost.message}, and it did not come back within {REOPEN_FOR_S:.0f} s", lost.hint
                 ) from None
             time.sleep(REOPEN_EVERY_S)
+        self.device_lost = False
         waited_s = time.monotonic() - began
         log.info("sound device back after %.1f s", waited_s)
         self.observer.note(f"resumed: the sound device is back after {waited_s:.1f} s")
