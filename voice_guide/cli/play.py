@@ -49,7 +49,7 @@ from voice_guide.script import Names, Say, Script, Step
 from voice_guide.script.durations import format_duration, plural
 from voice_guide.sound.render import AheadClips, SessionClips
 from voice_guide.sound.render import prepare as prepare_clips
-from voice_guide.sound.speech import ClipCache, SpeechIdentity, speech_identity
+from voice_guide.sound.speech import ClipCache, Pyttsx3Speaker, SpeechIdentity, speech_identity
 from voice_guide.sound.timeline import ClipBank
 
 
@@ -156,9 +156,11 @@ def run(
         [mic_file],
     )
     cache = clip_cache(env, chosen)
-    # Played live, the session starts with its first prompt and the rest is made in the
-    # background; offline runs and --start-at countdowns make every prompt first.
-    ahead = mic_file is None and out is None and target is None
+    # Played live with Piper, the session starts with its first prompt and the rest is made
+    # in the background. espeak-ng makes a whole session in well under a second, and
+    # silences stdout process-wide while it speaks (it would swallow the display's lines
+    # from another thread), so it, offline runs and --start-at countdowns prepare first.
+    ahead = mic_file is None and out is None and target is None and not isinstance(cache.speaker, Pyttsx3Speaker)
     if not ahead:
         with progress(env, "Preparing speech") as update:
             prepare_clips(steps, cache, update)
