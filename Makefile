@@ -5,7 +5,10 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 RUNTIME_DEBS := espeak-ng libportaudio2 ffmpeg
-TEST_DEBS    := $(RUNTIME_DEBS) pulseaudio pulseaudio-utils libasound2-plugins alsa-utils
+TEST_DEBS    := $(RUNTIME_DEBS) pulseaudio pulseaudio-utils libasound2-plugins alsa-utils asterisk-core-sounds-en-g722
+# The rest of the VAD benchmark's corpus of real speech (bench/CORPUS.md), and TEN VAD's runtime.
+BENCH_DEBS   := asterisk-core-sounds-fr-g722 asterisk-core-sounds-it-g722 asterisk-core-sounds-es-g722 \
+                asterisk-core-sounds-ru-g722 codec2-examples libc++1
 
 .PHONY: demo test lint venv system-deps test-deps assets bench clean
 
@@ -39,6 +42,8 @@ assets: $(STAMP)
 	$(BIN)/python -m voice_guide.sound.assets audio_assets
 
 bench: test-deps $(STAMP)
+	@tools/system-deps.sh $(BENCH_DEBS)
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	tools/run-bench.sh
 
 clean:

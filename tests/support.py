@@ -34,14 +34,16 @@ class Quiet(QuietObserver):
 
 
 def speech_like(duration_s: float, seed: int = 1) -> Samples:
-    """Voiced-ish noise: band-limited bursts with syllable-rate modulation."""
+    """A voiced buzz (harmonics of a gliding pitch) with syllable-rate modulation: the detector's idea of talk."""
     rng = np.random.default_rng(seed)
     n = int(duration_s * RATE)
-    noise = rng.standard_normal(n)
-    smooth = np.convolve(noise, np.ones(8) / 8, mode="same")
     t = np.arange(n) / RATE
+    pitch_hz = rng.uniform(110, 180) * (1.0 + 0.05 * np.sin(2 * np.pi * 0.7 * t))
+    phase = 2 * np.pi * np.cumsum(pitch_hz) / RATE
+    buzz = sum(np.sin(k * phase) / k for k in range(1, 16))
     envelope = 0.6 + 0.4 * np.sin(2 * np.pi * 4 * t)
-    return (0.15 * smooth * envelope).astype(np.float32)
+    x = np.asarray(buzz) * envelope
+    return (0.05 * x / np.sqrt(np.mean(x * x))).astype(np.float32)
 
 
 def mic_with_speech(total_s: float, spans: list[tuple[float, float]]) -> Samples:

@@ -103,7 +103,10 @@ def _speechy(seconds: float, rate: int, channels: int = 1) -> np.ndarray:
     n = int(seconds * rate)
     x = 0.0005 * rng.standard_normal(n)
     a, b = int(1 * rate), int(min(seconds, 3) * rate)
-    x[a:b] += 0.2 * np.convolve(rng.standard_normal(b - a), np.ones(6) / 6, mode="same")
+    # A voiced buzz (140 Hz and its harmonics, syllable-modulated): noise alone is not talk.
+    t = np.arange(b - a) / rate
+    buzz = sum(np.sin(2 * np.pi * k * 140 * t) / k for k in range(1, 12))
+    x[a:b] += 0.05 * np.asarray(buzz) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))
     return np.repeat(x[:, None], channels, axis=1).reshape(-1) if channels > 1 else x
 
 

@@ -271,3 +271,64 @@ def claps_at(
         at = round(t * sample_rate_hz)
         out[at : at + c.size] += c[: n - at]
     return out
+
+
+# ---------------------------------------------------------------- short sounds that are not talk
+
+TRANSIENTS = ("breath", "cough", "knock", "click", "clap", "chair")
+
+
+def _shaped_noise(n: int, sample_rate_hz: int, rng: np.random.Generator, lo_hz: float, hi_hz: float) -> Samples:
+    """Return unit-peak noise with its spectrum cut to lo_hz-hi_hz."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1.0 / sample_rate_hz)
+    spectrum[(freqs < lo_hz) | (freqs > hi_hz)] = 0.0
+    x = np.fft.irfft(spectrum, n)
+    return (x / np.max(np.abs(x))).astype(np.float32)
+
+
+def transient(kind: str, sample_rate_hz: int, seed: int = 0, peak: float = 0.3) -> Samples:
+    """Return one generated short sound that a person would not call talking.
+
+    breath: 0.5 s of 300-4000 Hz noise, swelling and fading (an audible in-breath);
+    cough: two 0.12 s noise bursts (200-6000 Hz, sharp onset, fast decay) 0.1 s apart;
+    knock: two damped 180 Hz/420 Hz rings 0.15 s apart (a knuckle on a table);
+    click: a 2 ms impulse (a phone line, a mouse); clap: one hand clap;
+    chair: 0.6 s of rough 100-3000 Hz noise, modulated at 20-30 Hz (a chair scraping the floor).
+    """
+    rng = np.random.default_rng(seed)
+    rate = sample_rate_hz
+
+    def env(length_s: float, attack_s: float, decay_s: float) -> npt.NDArray[np.float64]:
+        t = np.arange(round(length_s * rate)) / rate
+        return np.minimum(t / attack_s, 1.0) * np.exp(-t / decay_s)
+
+    if kind == "breath":
+        n = round(0.5 * rate)
+        x = _shaped_noise(n, rate, rng, 300, 4000) * np.sin(np.pi * np.arange(n) / n) ** 2
+    elif kind == "cough":
+        burst = env(0.12, 0.004, 0.04)
+        one = _shaped_noise(burst.size, rate, rng, 200, 6000) * burst
+        x = np.zeros(round(0.34 * rate), np.float32)
+        x[: one.size] += one
+        x[round(0.22 * rate) : round(0.22 * rate) + one.size] += 0.7 * one
+    elif kind == "knock":
+        t = np.arange(round(0.12 * rate)) / rate
+        ring = (np.sin(2 * np.pi * 180 * t) + 0.5 * np.sin(2 * np.pi * 420 * t)) * np.exp(-t / 0.015)
+        x = np.zeros(round(0.3 * rate), np.float32)
+        x[: ring.size] += ring
+        x[round(0.15 * rate) : round(0.15 * rate) + ring.size] += ring
+    elif kind == "click":
+        x = np.zeros(round(0.05 * rate), np.float32)
+        x[: round(0.002 * rate)] = rng.choice([-1.0, 1.0], round(0.002 * rate))
+    elif kind == "clap":
+        x = clap(rate, rng)
+    elif kind == "chair":
+        n = round(0.6 * rate)
+        t = np.arange(n) / rate
+        rough = 0.6 + 0.4 * np.sign(np.sin(2 * np.pi * (20 + 10 * t) * t))
+        x = _shaped_noise(n, rate, rng, 100, 3000) * rough * np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.05)
+    else:
+        raise ValueError(f"unknown transient {kind!r}; expected one of {', '.join(TRANSIENTS)}")
+    x = np.asarray(x, dtype=np.float64)
+    return (peak * x / np.max(np.abs(x))).astype(np.float32)

@@ -7,23 +7,27 @@ offline analysis, and any split of the input into blocks gives identical decisio
 A frame is `frame_length(rate)` samples (10 ms rounded to whole samples). Inside this
 module time is counted in those frames; at the edges it is in seconds.
 
-How `VoiceDetector` decides, on a "band level" of each frame: its power less the DFT
-bins under 150 Hz (rumble, traffic, mains hum) and, at 32 kHz sample rates and up,
-after a [1 2 1] smoother that takes the top octave of hiss down (-6 dB at 12 kHz
-for 48 kHz audio). Computed from a few dot products, it costs less than an FFT.
-1. A noise floor: the quietest 40 ms seen during the first `calibration_s`; afterwards
-   it follows quieter stretches down within ~50 ms and creeps up at most 1 dB/s through
-   frames that are not speech. A background that holds its level for `steady_s` (a fan
-   switched on) becomes the floor at once: speech never holds its level that evenly.
-2. Speech starts once `start_s` worth of single frames stand `enter_db` above the floor
-   (a click is too short) and carries on while the 40 ms mean level stays `exit_db`
-   above it (hysteresis); in a rough background both margins widen so that the exit
-   margin is `exit_sigmas` standard deviations of the background around the floor.
-3. Speech ends after `hangover_s` under the exit threshold, so breaths and the gaps
-   between words do not end it. A region runs from the first frame of its rise to
-   its last voiced frame: the hangover delays the decision but is not counted as talk.
-4. Frames marked as ignored (the guide's own voice in speakers mode, plus
-   `ignore_tail_s` of room echo) are reported as silence and change nothing.
+How `VoiceDetector` decides (each figure chosen on the real recordings of bench/corpus.py):
+1. Band levels: a 30 ms Hann window ending at each frame, its power in five bands from
+   150 Hz to 4 kHz (rumble, hum and hiss lie outside), smoothed over ~30 ms.
+2. A floor per band by minimum statistics: the quietest smoothed level over the last
+   `floor_window_s`, plus the bias of a minimum. Every pause for breath pulls it back
+   down, so it cannot climb into a long answer; while talk goes on it may not rise more
+   than `floor_hold_rise_db` either (a voice that never pauses), for up to `floor_hold_s`.
+3. A frame's score is the mean SNR of its best `top_bands` bands: speech stands out
+   where the noise is weak, whatever its colour. A region opens once `start_s` of frames
+   score `enter_db` (a click is too short), stays open while the score is over `exit_db`,
+   and closes after `hangover_s` under it (breaths and gaps between words do not end it).
+   It runs from the first frame of its rise to its last frame within `tail_db` of its
+   loudest (a fading echo is not talk): the hangover delays the decision, it is not talk.
+4. Talk is a region with `talk_voiced_s` of voiced frames within `talk_window_s`
+   (periodic at a pitch period of 2.5-12.5 ms, from the autocorrelation of the spectrum
+   whitened by the floors). Until then its frames are reported as silence; once it is
+   talk, `speech_start_frame` gives where it began. A region that never gets there (a
+   breath, a cough, a knock, a clap, a chair) is listed in `sounds()`, never as talk.
+5. Frames marked as ignored (the guide's own voice in speakers mode, plus
+   `ignore_tail_s` of room echo) are reported as silence and change nothing; `cut`
+   forgets what was heard from a frame on (the double clap that paused a session).
 
 `ClapDetector` looks for two sharp, broadband, quickly decaying bursts with silence
 around and between them; see `ClapConfig`.
@@ -51,10 +55,6 @@ IgnoreMask = bool | npt.NDArray[np.bool_]
 
 # Mean-square floor matching SILENCE_DBFS, so log10 never sees zero.
 _SILENT_POWER = 10.0 ** (SILENCE_DBFS / 10.0)
-# Starting guess of the background's mean squared distance from the floor (dB^2), and
-# how slowly that estimate follows the room.
-_START_SPREAD_DB2 = 1.0
-_SPREAD_TIME_S = 2.0
 
 
 def frame_length(sample_rate_hz: int) -> int:
@@ -121,44 +121,59 @@ class _Framer:
 
 @dataclass(frozen=True)
 class VadConfig:
-    """Tuning of `VoiceDetector`; levels in dB, durations in seconds."""
+    """Tuning of `VoiceDetector`; levels in dB, durations in seconds (chosen on bench/corpus.py's tuning part)."""
 
-    enter_db: float = 7.0
-    """Single-frame level above the noise floor that counts towards starting speech."""
-    exit_db: float = 2.0
-    """40 ms mean level above the noise floor that keeps speech going (below `enter_db`)."""
-    exit_sigmas: float = 2.5
-    """In a rough background the margins widen so the exit one is this many of its standard deviations."""
-    min_speech_dbfs: float = -62.0
-    """Nothing quieter than this band level is speech, however quiet the room (digital silence)."""
+    bands_hz: tuple[tuple[float, float], ...] = ((150, 300), (300, 600), (600, 1200), (1200, 2400), (2400, 4000))
+    """Frequency bands whose levels are tracked apart; rumble, hum and hiss lie outside them."""
+    top_bands: int = 3
+    """A frame's score is the mean of its best this many band SNRs: speech is loud where noise is not."""
+    enter_db: float = 4.0
+    """Score above which a frame counts towards starting speech."""
+    exit_db: float = 1.5
+    """Score that keeps speech going (below `enter_db`)."""
+    tail_db: float = 30.0
+    """A region ends at its last frame within this many dB of its loudest score: a fading echo is not talk."""
+    min_speech_dbfs: float = -65.0
+    """Nothing quieter than this in-band level is speech, however quiet the room (digital silence)."""
     start_s: float = 0.03
-    """Loud time needed to start speech; clicks and taps are shorter."""
+    """Loud time needed to open a region; clicks are shorter."""
+    talk_voiced_s: float = 0.1
+    """Voiced (periodic) time within `talk_window_s` a region needs before it counts as talk; a breath,
+    cough, knock or clap has less. A region that never gets it is a sound, not talk."""
+    talk_window_s: float = 0.5
+    """Window in which that voiced time must be heard: stray voiced frames in a long noise do not add up."""
+    voiced_ratio: float = 0.8
+    """Normalized autocorrelation at the pitch period above which a frame counts as voiced."""
     hangover_s: float = 0.3
-    """Time under the exit threshold before speech ends; bridges breaths and gaps between words."""
-    smooth_s: float = 0.04
-    """Averaging time of the level that keeps speech going and that the floor follows."""
-    calibration_s: float = 1.0
-    """Opening stretch (ignored frames not counted) whose quietest moment sets the first floor."""
-    floor_fall_s: float = 0.05
-    """Time constant with which the floor follows quieter frames down."""
-    floor_rise_db_per_s: float = 1.0
-    """How fast the floor may creep up through frames that are not speech."""
-    steady_s: float = 1.5
-    """A background whose level holds this long (spread under `steady_spread_db`) becomes the floor."""
-    steady_spread_db: float = 2.0
-    """Standard deviation of 40 ms levels under which a stretch counts as steady."""
+    """Time under the exit score before speech ends; bridges breaths and gaps between words."""
+    smooth_s: float = 0.03
+    """Time constant with which the band levels (that floors and scores are taken from) rise."""
+    release_s: float = 0.01
+    """Time constant with which they fall: a sound that stops is gone at once, not 40 dB later."""
+    floor_window_s: float = 3.0
+    """Each band's floor is its quietest smoothed level over this long (minimum statistics), so it
+    cannot climb into talk that goes on for minutes: every pause for breath pulls it back down."""
+    floor_hold_s: float = 60.0
+    """While talk goes on the floors may fall but not rise (a voice held without a pause must not
+    become the floor), for at most this long (then a fan switched on mid-talk is learnt)."""
+    floor_hold_rise_db: float = 3.0
+    """How far over the held floors they may rise meanwhile (a voice's own quietest moments)."""
+    floor_bias_db: float = 2.0
+    """The quietest level sits under the noise's mean by about this much; it is added back."""
+    calibration_s: float = 0.3
+    """Opening stretch (ignored frames not counted) heard before anything is decided."""
     ignore_tail_s: float = 0.15
     """Extra time ignored after ignored samples, for the room's echo of the guide's voice."""
-    band_low_hz: float = 150.0
-    """Sound under this is left out of the level (rumble, traffic, mains hum); whole 100 Hz DFT bins."""
 
     def __post_init__(self) -> None:
         if not self.exit_db < self.enter_db:
             raise ValueError(f"exit_db ({self.exit_db}) must be below enter_db ({self.enter_db})")
-        if not 0.0 <= self.band_low_hz <= 1000.0:
-            raise ValueError(f"band_low_hz must lie in 0-1000 Hz, got {self.band_low_hz}")
-        if min(self.start_s, self.hangover_s, self.smooth_s, self.calibration_s, self.steady_s) <= 0.0:
-            raise ValueError("start_s, hangover_s, smooth_s, calibration_s and steady_s must be positive")
+        if not self.bands_hz or any(not 0.0 < lo < hi for lo, hi in self.bands_hz):
+            raise ValueError(f"bands_hz must be (low, high) pairs with 0 < low < high, got {self.bands_hz}")
+        if not 1 <= self.top_bands <= len(self.bands_hz):
+            raise ValueError(f"top_bands must lie in 1-{len(self.bands_hz)}, got {self.top_bands}")
+        if min(self.start_s, self.hangover_s, self.smooth_s, self.calibration_s, self.floor_window_s) <= 0.0:
+            raise ValueError("start_s, hangover_s, smooth_s, calibration_s and floor_window_s must be positive")
 
 
 @dataclass(frozen=True)
@@ -174,8 +189,17 @@ class Segment:
         return self.end_s - self.start_s
 
 
+# Frames in the analysis window (30 ms: a low voice's pitch period fits twice), and the
+# number of sub-windows the floor's minimum is kept in.
+_WINDOW_FRAMES = 3
+_FLOOR_PARTS = 12
+# Pitch periods looked for: 2.5-12.5 ms (80-400 Hz), on 80-1000 Hz of the spectrum.
+_PITCH_S = (0.0025, 0.0125)
+_VOICE_HZ = (80.0, 1000.0)
+
+
 class VoiceDetector:
-    """Stream microphone samples in; get one speech decision per completed 10 ms frame."""
+    """Stream microphone samples in; get one talk decision per completed 10 ms frame."""
 
     def __init__(self, sample_rate_hz: int, config: VadConfig | None = None) -> None:
         cfg = config if config is not None else VadConfig()
@@ -183,46 +207,66 @@ class VoiceDetector:
         self.sample_rate_hz = sample_rate_hz
         self.frame_len = frame_length(sample_rate_hz)
         self.frame_s = self.frame_len / sample_rate_hz
+        win = _WINDOW_FRAMES * self.frame_len
+        self._win = win
+        self._window = np.hanning(win + 2)[1:-1]
+        # One zero-padded FFT serves the band levels and the autocorrelation (no wrap-around).
+        self._nfft = 2 * win
+        freqs = np.fft.rfftfreq(self._nfft, 1.0 / sample_rate_hz)
+        self._bands = np.zeros((len(cfg.bands_hz), freqs.size))
+        for i, (lo, hi) in enumerate(cfg.bands_hz):
+            self._bands[i, (freqs >= lo) & (freqs < hi)] = 1.0
+        # Parseval with the Hann window's energy: band sums become mean-square levels.
+        self._scale = 1.0 / (float(np.sum(self._window**2)) * self._nfft / 2.0)
+        self._voice = np.flatnonzero((freqs >= _VOICE_HZ[0]) & (freqs < _VOICE_HZ[1]))
+        tops = np.array([hi for _, hi in cfg.bands_hz])
+        self._voice_band = np.minimum(np.searchsorted(tops, freqs[self._voice], side="right"), len(tops) - 1)
+        self._band_bins = np.maximum(self._bands.sum(axis=1), 1.0)
+        wac = np.fft.irfft(np.abs(np.fft.rfft(self._window, self._nfft)) ** 2, self._nfft)[:win]
+        self._lag_lo, self._lag_hi = (round(s * sample_rate_hz) for s in _PITCH_S)
+        self._window_ac = wac[self._lag_lo : self._lag_hi] / wac[0]
+
+        self._alpha = 1.0 - math.exp(-self.frame_s / cfg.smooth_s)
+        self._release = 1.0 - math.exp(-self.frame_s / cfg.release_s) if cfg.release_s > 0 else 1.0
+        self._part_frames = max(1, round(cfg.floor_window_s / _FLOOR_PARTS / self.frame_s))
+        self._bias = 10.0 ** (cfg.floor_bias_db / 10.0)
         self._start_frames = self._frames_of(cfg.start_s)
+        self._voiced_frames = self._frames_of(cfg.talk_voiced_s) if cfg.talk_voiced_s > 0 else 0
+        self._talk_window = self._frames_of(cfg.talk_window_s)
+        self._hold_frames = self._frames_of(cfg.floor_hold_s)
+        self._hold_rise = 10.0 ** (cfg.floor_hold_rise_db / 10.0)
         self._hang_frames = self._frames_of(cfg.hangover_s)
         self._calib_frames = self._frames_of(cfg.calibration_s)
         self._tail_frames = round(cfg.ignore_tail_s / self.frame_s)
-        self._steady_frames = self._frames_of(cfg.steady_s)
-        self._smooth_frames = self._frames_of(cfg.smooth_s)
-        self._fall = 1.0 - math.exp(-self.frame_s / cfg.floor_fall_s) if cfg.floor_fall_s > 0 else 1.0
-        self._rise = cfg.floor_rise_db_per_s * self.frame_s
-        self._spread_coef = 1.0 - math.exp(-self.frame_s / _SPREAD_TIME_S)
-        # DC and the DFT bins of a frame under band_low_hz (100 Hz apart), as cos/sin rows.
-        bins = max(1, math.ceil(cfg.band_low_hz * self.frame_s - 1e-9))
-        t = 2.0 * np.pi * np.arange(self.frame_len) / self.frame_len
-        # Parseval: the bins' share of the frame's energy is (DC^2 + 2 |X_k|^2) / N.
-        rows = [np.ones(self.frame_len)]
-        for k in range(1, bins):
-            rows += [math.sqrt(2.0) * np.cos(k * t), math.sqrt(2.0) * np.sin(k * t)]
-        self._low = np.asarray(rows, dtype=np.float32) / np.float32(math.sqrt(self.frame_len))
-        # The hiss smoother's tap spacing: its null sits at 24 kHz or above, and below
-        # 32 kHz sample rates it would eat into speech, so it is left out there.
-        self._lag = round(sample_rate_hz / 48000.0)
+        self._min_power = 10.0 ** (cfg.min_speech_dbfs / 10.0)
 
         self._framer = _Framer(self.frame_len)
-        self._recent: list[float] = []
+        self._hist = np.zeros(win, dtype=np.float64)
+        self._filled = 0
+        self._smooth: npt.NDArray[np.float64] | None = None
+        self._level: npt.NDArray[np.float64] | None = None
+        self._parts: deque[npt.NDArray[np.float64]] = deque(maxlen=_FLOOR_PARTS)
+        self._part_min: npt.NDArray[np.float64] | None = None
+        self._part_count = 0
+        self._floor = np.zeros(len(cfg.bands_hz))
+        self._held = self._floor  # the floors when the talk in progress was confirmed
         self._frame = 0
         self._counted = 0
-        self._floor = math.inf
-        self._spread = _START_SPREAD_DB2
-        self._margin = max(cfg.exit_db, cfg.exit_sigmas * math.sqrt(_START_SPREAD_DB2))
-        self._speaking = False
-        self._hang = 0
         self._tail = 0
+        self._open = False  # inside a region (talk or not yet)
+        self._talk = False  # the open region is confirmed talk
+        self._hang = 0
         self._streak = 0
         self._loud = 0
+        self._voiced: deque[int] = deque()  # frames of the open region heard voiced, within the talk window
         self._streak_start = 0
         self._region_start = 0
+        self._region_last = -1
+        self._peak = 0.0
+        self._talk_start: int | None = None
         self._last_voiced = -1
         self._regions: list[tuple[int, int]] = []
-        self._window: deque[float] = deque()
-        self._win_sum = 0.0
-        self._win_sq = 0.0
+        self._sounds: list[tuple[int, int]] = []
 
     def _frames_of(self, seconds: float) -> int:
         return max(1, round(seconds / self.frame_s))
@@ -234,154 +278,195 @@ class VoiceDetector:
 
     @property
     def noise_floor_dbfs(self) -> float:
-        """Return the current noise floor (band level, dBFS); SILENCE_DBFS before the first frame."""
-        return self._floor if math.isfinite(self._floor) else SILENCE_DBFS
+        """Return the current noise floor over all bands (dBFS); SILENCE_DBFS before the first floor."""
+        total = float(np.sum(self._floor))
+        return 10.0 * math.log10(total) if total > _SILENT_POWER else SILENCE_DBFS
 
     @property
     def in_speech(self) -> bool:
-        """Return whether the last decided frame was speech."""
-        return self._speaking
+        """Return whether the last decided frame was talk."""
+        return self._open and self._talk
 
     @property
     def speech_start_frame(self) -> int | None:
-        """Return the frame where the current (or last) speech region began, back-dated to the start of its rise."""
-        return self._region_start if self._last_voiced >= 0 else None
+        """Return the frame where the current (or last) talk began, back-dated to the start of its rise."""
+        return self._talk_start
 
     @property
     def last_voiced_frame(self) -> int:
-        """Return the last frame (counted from the first) loud enough to keep speech going; -1 if none yet."""
+        """Return the last frame (counted from the first) of talk loud enough to keep it going; -1 if none yet."""
         return self._last_voiced
 
     def regions(self) -> list[tuple[int, int]]:
-        """Return every speech region so far as (start, end) frames, end exclusive; the hangover is not included."""
+        """Return every talk region so far as (start, end) frames, end exclusive; the hangover is not included."""
         done = list(self._regions)
-        if self._speaking:
-            done.append((self._region_start, self._last_voiced + 1))
+        if self._open and self._talk:
+            done.append((self._region_start, self._region_last + 1))
         return done
 
+    def sounds(self) -> list[tuple[int, int]]:
+        """Return the regions heard that were not talk (too little voice: a cough, a knock), as (start, end) frames."""
+        return list(self._sounds)
+
+    def cut(self, frame: int) -> None:
+        """End whatever is open as of `frame`: what was heard from `frame` on (a double clap) is not talk."""
+        if self._open:
+            if self._talk and self._region_start < frame:
+                end = min(self._region_last, frame - 1) + 1
+                self._regions.append((self._region_start, end))
+                self._last_voiced = end - 1
+            elif self._talk:
+                self._talk_start = self._regions[-1][0] if self._regions else None
+                self._last_voiced = self._regions[-1][1] - 1 if self._regions else -1
+        self._open = self._talk = False
+        self._streak = self._hang = 0
+
     def band_levels_dbfs(self, samples: Samples) -> Levels:
-        """Return the band level (see the module notes) in dBFS of every complete frame; the detector is not touched."""
+        """Return the level in dBFS of every complete frame over the tracked bands; the detector is not touched."""
         frames = _frames(np.asarray(samples, dtype=np.float32).reshape(-1), self.frame_len)
-        return _power_to_db(np.asarray(self._band_power(frames), dtype=np.float64).reshape(-1))
+        n = self.frame_len
+        freqs = np.fft.rfftfreq(n, 1.0 / self.sample_rate_hz)
+        inside = np.zeros(freqs.size, dtype=np.bool_)
+        for lo, hi in self.config.bands_hz:
+            inside |= (freqs >= lo) & (freqs < hi)
+        spectrum = np.abs(np.fft.rfft(frames.astype(np.float64), axis=1)) ** 2
+        return _power_to_db(2.0 * spectrum[:, inside].sum(axis=1) / (n * n))
 
     def push(self, samples: Samples, ignore: IgnoreMask = False) -> Decisions:
-        """Add mono samples; return a speech decision for each 10 ms frame they complete.
+        """Add mono samples; return a talk decision for each 10 ms frame they complete.
 
         `ignore` is True for the whole block or one bool per sample. A frame holding any
         ignored sample, and `ignore_tail_s` after it, is reported as silence and leaves
-        the floor and any speech region in progress as they were.
+        the floors and any region in progress as they were.
         """
         frames, ignored = self._framer.split(samples, ignore)
-        if not ignored:
-            return np.zeros(0, dtype=np.bool_)
-        return np.array(self._decide(self._band_power(frames), ignored), dtype=np.bool_)
-
-    def _band_power(self, frames: npt.NDArray[np.float32]) -> list[float]:
-        # Frame by frame with the same few dot products, so any split of the input gives
-        # bit-identical levels; cheaper than an FFT at one frame per block, which is how
-        # the session feeds us (a hundred times a second).
-        dot, lag, low, n = np.dot, self._lag, self._low, self.frame_len
-        out = []
-        for x in frames:
-            if lag:
-                # Power after a [1 2 1]/4 smoother (a gentle roll-off against hiss), from
-                # the frame's autocorrelation at lags 0, lag and 2 lag.
-                total = (
-                    6.0 * float(dot(x, x))
-                    + 8.0 * float(dot(x[lag:], x[:-lag]))
-                    + 2.0 * float(dot(x[2 * lag :], x[: -2 * lag]))
-                ) / 16.0
-            else:
-                total = float(dot(x, x))
-            # Less the DFT bins under band_low_hz (rows scaled so the sum of squares is their power).
-            proj = low @ x
-            out.append(max(total - float(dot(proj, proj)), 0.0) / n)
+        out = np.zeros(len(ignored), dtype=np.bool_)
+        for i, skip in enumerate(ignored):
+            out[i] = self._step(frames[i], skip)
         return out
 
-    def _decide(self, powers: list[float], ignored: list[bool]) -> list[bool]:
-        # Plain Python floats: per-frame numpy calls would cost more than the whole budget.
+    def _step(self, x: npt.NDArray[np.float32], skip: bool) -> bool:
+        # One frame at a time with the same operations, so any split of the input
+        # gives bit-identical decisions.
+        n, hist = self.frame_len, self._hist
+        hist[:-n] = hist[n:]
+        hist[-n:] = x
+        self._filled = min(self._filled + 1, _WINDOW_FRAMES)
+        frame = self._frame
+        self._frame += 1
+        if skip or self._tail > 0:
+            self._tail = self._tail_frames if skip else self._tail - 1
+            return False
+        if self._filled < _WINDOW_FRAMES:
+            return False
+        spectrum = np.fft.rfft(hist * self._window, self._nfft)
+        power = spectrum.real**2 + spectrum.imag**2
+        bands = (self._bands @ power) * self._scale + _SILENT_POWER
+        smooth, level = self._smooth, self._level
+        if smooth is None or level is None:
+            smooth = level = bands
+        else:
+            # The floor follows evenly smoothed levels (their minimum must not dip with each
+            # quick fall); the score follows levels that rise as slowly but fall fast.
+            smooth = smooth + self._alpha * (bands - smooth)
+            level = level + np.where(bands > level, self._alpha, self._release) * (bands - level)
+        self._smooth, self._level = smooth, level
+        floor = self._track_floor(smooth) * self._bias
+        if self._open and self._talk and frame - self._region_start < self._hold_frames:
+            floor = np.minimum(floor, self._held * self._hold_rise)
+        self._floor = floor
+        self._counted += 1
+        if self._counted <= self._calib_frames:
+            return False
+        top = self.config.top_bands
+        score = float(np.mean(np.sort(10.0 * np.log10(level / floor))[-top:]))
+        # The same score without smoothing places a region's end: where the sound really stopped.
+        now = float(np.mean(np.sort(10.0 * np.log10(bands / floor))[-top:]))
+        if float(np.sum(level)) < self._min_power:
+            score = now = 0.0
+        return self._decide(frame, score, now, power, floor)
+
+    def _track_floor(self, smooth: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        # Minimum statistics: the quietest level of each band over the last floor_window_s,
+        # kept as the minima of _FLOOR_PARTS sub-windows.
+        part = smooth if self._part_min is None else np.minimum(self._part_min, smooth)
+        self._part_count += 1
+        if self._part_count >= self._part_frames:
+            self._parts.append(part)
+            self._part_min, self._part_count = None, 0
+        else:
+            self._part_min = part
+        low = part
+        for old in self._parts:
+            low = np.minimum(low, old)
+        return low
+
+    def _is_voiced(self, power: npt.NDArray[np.float64], floor: npt.NDArray[np.float64]) -> bool:
+        # Autocorrelation of the 80-1000 Hz spectrum whitened by the band floors (so a
+        # rumble or a fan's hum is not a pitch), corrected for the window's own
+        # autocorrelation; periodic at a pitch period means voiced.
+        white = np.zeros_like(power)
+        voice = self._voice
+        white[voice] = power[voice] / (floor[self._voice_band] / self._band_bins[self._voice_band])
+        ac = np.fft.irfft(white, self._nfft)
+        if ac[0] <= 0.0:
+            return False
+        best = float(np.max(ac[self._lag_lo : self._lag_hi] / self._window_ac)) / float(ac[0])
+        return best >= self.config.voiced_ratio
+
+    def _decide(
+        self, frame: int, score: float, now: float, power: npt.NDArray[np.float64], floor: npt.NDArray[np.float64]
+    ) -> bool:
         cfg = self.config
-        log10 = math.log10
-        out: list[bool] = []
-        recent, k = self._recent, self._smooth_frames
-        if not recent:
-            recent.extend([powers[0]] * k)
-        floor, spread, margin = self._floor, self._spread, self._margin
-        speaking, hang, tail = self._speaking, self._hang, self._tail
-        frame, counted = self._frame, self._counted
-        streak, loud, streak_start = self._streak, self._loud, self._streak_start
-        window, wsum, wsq = self._window, self._win_sum, self._win_sq
-        steady_n, steady_var = self._steady_frames, cfg.steady_spread_db**2
-        fall, rise, spread_coef = self._fall, self._rise, self._spread_coef
-        min_dbfs, silent = cfg.min_speech_dbfs, _SILENT_POWER
-        exit_db, exit_sigmas, hysteresis = cfg.exit_db, cfg.exit_sigmas, cfg.enter_db - cfg.exit_db
-        for power, skip in zip(powers, ignored, strict=True):
-            recent.append(power)
-            del recent[0]
-            if skip or tail > 0:
-                tail = self._tail_frames if skip else tail - 1
-                out.append(False)
-                frame += 1
-                continue
-            level = 10.0 * log10(power if power > silent else silent)
-            mean_power = sum(recent) / k
-            slow = 10.0 * log10(mean_power if mean_power > silent else silent)
-            counted += 1
-            quiet = not speaking and level < floor + margin + hysteresis
-            if counted <= self._calib_frames:
-                floor = min(floor, slow)
-            elif slow < floor:
-                floor += fall * (slow - floor)
-            elif quiet:
-                floor = min(slow, floor + rise)
-            if quiet:
-                # Spread around the floor, not around the background's mean: a floor that
-                # sits low widens the margin by as much, so noise still rarely crosses it.
-                spread += spread_coef * ((slow - floor) ** 2 - spread)
-                margin = max(exit_db, exit_sigmas * math.sqrt(spread))
-            window.append(slow)
-            wsum += slow
-            wsq += slow * slow
-            if len(window) > steady_n:
-                old = window.popleft()
-                wsum -= old
-                wsq -= old * old
-                mean = wsum / steady_n
-                if mean > floor and wsq / steady_n - mean * mean < steady_var:
-                    floor = mean
-            exit_at = floor + margin
-            enter_at = exit_at + hysteresis
-            if exit_at < min_dbfs:
-                exit_at = min_dbfs
-                enter_at = max(enter_at, min_dbfs)
-            if speaking:
-                if slow >= exit_at:
-                    hang = self._hang_frames
-                    self._last_voiced = frame
-                else:
-                    hang -= 1
-                    if hang <= 0:
-                        speaking = False
-                        self._regions.append((self._region_start, self._last_voiced + 1))
-            elif slow >= exit_at:
-                if streak == 0:
-                    streak_start, loud = frame, 0
-                streak += 1
-                if level >= enter_at:
-                    loud += 1
-                    if loud >= self._start_frames:
-                        speaking, hang, streak = True, self._hang_frames, 0
-                        self._region_start, self._last_voiced = streak_start, frame
+        if self._open:
+            if not self._talk and self._count_voiced(frame, power, floor):
+                self._confirm()
+            self._peak = max(self._peak, score)
+            if score >= cfg.exit_db:
+                self._hang = self._hang_frames
+                if now >= max(cfg.exit_db, self._peak - cfg.tail_db):
+                    self._region_last = frame
+                    if self._talk:
+                        self._last_voiced = frame
             else:
-                streak = 0
-            out.append(speaking)
-            frame += 1
-        self._floor, self._spread, self._margin = floor, spread, margin
-        self._speaking, self._hang, self._tail = speaking, hang, tail
-        self._frame, self._counted = frame, counted
-        self._streak, self._loud, self._streak_start = streak, loud, streak_start
-        self._win_sum, self._win_sq = wsum, wsq
-        return out
+                self._hang -= 1
+                if self._hang <= 0:
+                    self._open = False
+                    region = (self._region_start, self._region_last + 1)
+                    (self._regions if self._talk else self._sounds).append(region)
+                    self._talk = False
+        elif score >= cfg.exit_db:
+            if self._streak == 0:
+                self._streak_start, self._loud = frame, 0
+                self._voiced.clear()
+            self._streak += 1
+            enough = self._count_voiced(frame, power, floor)
+            if score >= cfg.enter_db:
+                self._loud += 1
+                if self._loud >= self._start_frames:
+                    self._open, self._hang, self._streak = True, self._hang_frames, 0
+                    self._region_start, self._region_last, self._peak = self._streak_start, frame, score
+                    self._talk = False
+                    if enough:
+                        self._confirm()
+        else:
+            self._streak = 0
+        return self._open and self._talk
+
+    def _count_voiced(self, frame: int, power: npt.NDArray[np.float64], floor: npt.NDArray[np.float64]) -> bool:
+        """Note whether `frame` is voiced; return whether the talk window now holds enough voiced frames."""
+        voiced = self._voiced
+        if self._is_voiced(power, floor):
+            voiced.append(frame)
+        while voiced and voiced[0] <= frame - self._talk_window:
+            voiced.popleft()
+        return len(voiced) >= self._voiced_frames
+
+    def _confirm(self) -> None:
+        self._held = self._floor
+        self._talk = True
+        self._talk_start = self._region_start
+        self._last_voiced = self._region_last
 
 
 def detect_speech(samples: Samples, sample_rate_hz: int, config: VadConfig | None = None) -> list[Segment]:
@@ -514,6 +599,7 @@ class ClapDetector:
         self._next = 0  # first sub-block not yet considered as a peak
         self._tail = 0
         self._claps: list[_Clap] = []
+        self._pair_start = -1
 
     def _subs(self, seconds: float) -> int:
         return max(1, round(seconds / self._sub_s))
@@ -522,6 +608,11 @@ class ClapDetector:
     def frames_done(self) -> int:
         """Return how many 10 ms frames have been pushed so far."""
         return self._pushed // self.frame_len
+
+    @property
+    def pair_start_frame(self) -> int:
+        """Return the frame in which the first clap of the last double clap began; -1 before any."""
+        return self._pair_start
 
     def push(self, samples: Samples, ignore: IgnoreMask = False) -> Decisions:
         """Add mono samples; return, per completed 10 ms frame, whether a double clap was recognised in it.
@@ -702,6 +793,8 @@ class ClapDetector:
             if hi > lo and float(np.max(self._power[lo:hi])) > min(first.ceiling, clap.ceiling) * 10.0:
                 continue
             self._claps = []
+            # The frame holding the first clap's onset (its peak is at most one frame in).
+            self._pair_start = max(0, (first.peak - self._attack) // _SUBBLOCKS)
             return True
         self._claps.append(clap)
         return False
