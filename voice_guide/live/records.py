@@ -55,6 +55,7 @@ class Heard:
     frame: int  # where the 10 ms frame ends
     speaking: Mapping[str, bool]  # per partner ("mic" with one microphone)
     quiet_since: Mapping[str, int | None]  # where each one's last voiced sound was
+    talk_since: Mapping[str, int | None] = field(default_factory=dict)  # where each one's talk now began
 
 
 @dataclass(frozen=True)

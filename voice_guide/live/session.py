@@ -77,12 +77,26 @@ class SpeechGate(Protocol):
         """Return the last 10 ms frame (counted from the first) that had voice in it; -1 if none."""
         ...
 
+    @property
+    def speech_start_frame(self) -> int | None:
+        """Return the 10 ms frame where the current (or last) talk began; None if none yet."""
+        ...
+
+    def cut(self, frame: int) -> None:
+        """End any talk as of 10 ms frame `frame`: what was heard from there on is not talk."""
+        ...
+
 
 class ClapGate(Protocol):
     """A streaming double-clap detector."""
 
     def push(self, samples: Samples) -> npt.NDArray[np.bool_]:
         """Take samples; return True for each 10 ms frame at which a double clap completed."""
+        ...
+
+    @property
+    def pair_start_frame(self) -> int:
+        """Return the 10 ms frame in which the last double clap's first clap began; -1 if none."""
         ...
 
 
@@ -456,6 +470,7 @@ class Session:
         if channels and step.who in ("a", "b"):
             own = heard.speaking.get(step.who, False)
             quiet_since = heard.quiet_since.get(step.who)
+            talk_since = heard.talk_since.get(step.who)
             other = heard.speaking.get("b" if step.who == "a" else "a", False)
             # Count each stretch of talking-over once, when it reaches INTERRUPTION_S.
             self._overlap_frames = self._overlap_frames + self.block if other else 0
@@ -465,7 +480,9 @@ class Session:
             own = any(heard.speaking.values())
             quiet = [q for q in heard.quiet_since.values() if q is not None]
             quiet_since = max(quiet) if quiet else None
-        for action in tracker.update(heard.frame, own, quiet_since):
+            began = [heard.talk_since.get(w) for w, on in heard.speaking.items() if on]
+            talk_since = min((b for b in began if b is not None), default=None)
+        for action in tracker.update(heard.frame, own, quiet_since, talk_since):
             if isinstance(action, Remind):
                 self.mixer.add(remind_event(index, self.clock.session, self.bank))
 
@@ -551,7 +568,7 @@ class Session:
                 self._mic_origin = block.start_frame - self._vad_frames * self.block
             self._mic_realign = False
             if self.claps is not None and self.claps.push(block.samples.mean(axis=1)).any():
-                self._toggle_pause()
+                self._double_clap()
             ignore = self._guide_mask(block)
             per_who = {
                 who: gate.push(block.samples[:, self.options.mic_channels.get(who, 0)], ignore)
@@ -563,16 +580,19 @@ class Session:
                 # Mic blocks arrive back to back, so the n-th 10 ms frame ends n frames after the first block.
                 self._vad_frames += 1
                 quiet: dict[str, int | None] = {}
+                since: dict[str, int | None] = {}
                 for who, gate in self._gates.items():
                     voiced = gate.last_voiced_frame
                     quiet[who] = self._to_session_frame(voiced + 1) if 0 <= voiced < first + k else None
+                    began = gate.speech_start_frame
+                    since[who] = self._to_session_frame(began) if began is not None else None
                 if self._mic_health.problem is not None:
                     # An unusable microphone hears nobody (clipping would look like endless talk).
                     per_who = {w: np.zeros_like(v) for w, v in per_who.items()}
                     quiet = dict.fromkeys(quiet)
-                decisions.append(
-                    Heard(self._to_session_frame(self._vad_frames), {w: bool(v[k]) for w, v in per_who.items()}, quiet)
-                )
+                    since = dict.fromkeys(since)
+                speaking = {w: bool(v[k]) for w, v in per_who.items()}
+                decisions.append(Heard(self._to_session_frame(self._vad_frames), speaking, quiet, since))
             if count:
                 self._speaking = dict(decisions[-1].speaking)
                 self.observer.heard(rms_dbfs(block.samples), self._speaking)
@@ -635,6 +655,16 @@ class Session:
             return command
         return None
 
+    def _double_clap(self) -> None:
+        """Pause or resume on a double clap; the claps that paused are neither talk nor silence."""
+        if not self.paused and self.claps is not None and self._mic_origin is not None:
+            onset = self.claps.pair_start_frame
+            for gate in self._gates.values():
+                gate.cut(onset)
+            if self._tracker is not None:
+                self._tracker.exclude(self._to_session_frame(onset), self.clock.session)
+        self._toggle_pause()
+
     def _toggle_pause(self) -> None:
         self.paused = not self.paused
         self._fade = "out" if self.paused else "in"
@@ -674,8 +704,8 @@ class Session:
 
 def _on_output(turn: Turn, clock: _Clock, rate: int) -> Turn:
     """Move a turn's start and end from the session clock to the output timeline."""
-    return replace(
-        turn,
-        start_s=clock.to_out(round(turn.start_s * rate)) / rate,
-        end_s=clock.to_out(round(turn.end_s * rate)) / rate,
-    )
+    start_s = clock.to_out(round(turn.start_s * rate)) / rate
+    end_s = clock.to_out(round(turn.end_s * rate)) / rate
+    # Time paused adds to the time the turn left out (the claps that paused it).
+    paused_s = turn.paused_s + (end_s - start_s) - (turn.end_s - turn.start_s)
+    return replace(turn, start_s=start_s, end_s=end_s, paused_s=paused_s)

@@ -3,6 +3,12 @@
 The session feeds one decision per VAD frame, stamped with the output frame at
 which that VAD frame ends, and acts on what `update` returns: a remind tick, or
 the end of the turn. Semantics follow docs/SCRIPT_FORMAT.md ("Listen semantics").
+
+Talk is what the detector confirms as talking (a cough or a knock is not; see
+live/vad.py), counted from where the detector says it began (`talk_since`), which lies
+before the frame at which it was confirmed. Stretches the session leaves out (the
+double clap that paused it) are neither talk nor silence, and the turn's clock runs
+that much longer, so a pause leaves the turn's figures as they would have been.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ class Turn:
     overrun_s: float
     ended_by: EndedBy
     interruptions: int = 0
+    paused_s: float = 0.0  # time left out: paused, and the double clap that paused it
 
     def as_json(self) -> dict[str, Any]:
         """Return the record as LOG.json and the journal store it."""
@@ -44,6 +51,7 @@ class Turn:
             "overrun_s": self.overrun_s,
             "ended_by": self.ended_by,
             "interruptions": self.interruptions,
+            "paused_s": self.paused_s,
         }
 
 
@@ -87,7 +95,9 @@ class TurnTracker:
         self.first_speech: int | None = None
         self.silence_since: int | None = start_frame
         self.talk_frames = 0
-        self.longest_silence = 0
+        self.longest_closed = 0  # longest silence between two stretches of talk, so far
+        # Spans (start, end) of session frames left out of the turn, in order.
+        self.excluded: list[tuple[int, int]] = []
         self.interruptions = 0
         self.reminded = False
         self.grace_until: int | None = None
@@ -96,14 +106,46 @@ class TurnTracker:
 
     @property
     def deadline(self) -> int | None:
-        """Return the frame at which `for` runs out, once the clock has started."""
-        return None if self.clock_start is None else self.clock_start + self.for_frames
+        """Return the frame at which `for` runs out, once the clock has started (left-out time added)."""
+        if self.clock_start is None:
+            return None
+        return self.clock_start + self.for_frames + self._left_out(self.clock_start, None)
 
-    def update(self, frame: int, speaking: bool, quiet_since: int | None = None) -> list[Action]:
+    @property
+    def longest_silence(self) -> int:
+        """Return the longest silence after first speech so far, in frames (left-out time not counted)."""
+        if self.first_speech is None:
+            return 0
+        return max(self.longest_closed, self._silence(self.last_frame))
+
+    def _left_out(self, lo: int, hi: int | None) -> int:
+        """Return how many frames of [lo, hi) lie in excluded spans (hi None: no end)."""
+        total = 0
+        for a, b in self.excluded:
+            top = b if hi is None else min(b, hi)
+            total += max(0, top - max(a, lo))
+        return total
+
+    def _silence(self, frame: int) -> int:
+        if self.silence_since is None:
+            return 0
+        return frame - self.silence_since - self._left_out(self.silence_since, frame)
+
+    def exclude(self, start_frame: int, end_frame: int) -> None:
+        """Leave session frames [start_frame, end_frame) out of the turn: neither talk nor silence."""
+        lo = max(start_frame, self.start_frame)
+        if end_frame > lo:
+            self.excluded.append((lo, end_frame))
+
+    def update(
+        self, frame: int, speaking: bool, quiet_since: int | None = None, talk_since: int | None = None
+    ) -> list[Action]:
         """Take the decision for the VAD frame ending at `frame`; return what to do now.
 
         `quiet_since` is where the detector heard the last voiced sound: its hangover
         reports silence late, and the turn counts silence from when talking really stopped.
+        `talk_since` is where the talk now reported began: the detector confirms talk
+        only after hearing enough of it, and the turn counts it from its start.
         """
         if self.ended is not None:
             return []
@@ -112,9 +154,17 @@ class TurnTracker:
         speaking = speaking and self.mic
         actions: list[Action] = []
         if speaking:
-            self.talk_frames += tick
+            began = frame - tick
+            if self.silence_since is not None:
+                if talk_since is not None:
+                    began = min(began, max(talk_since, self.silence_since, self.start_frame))
+                if self.first_speech is not None:
+                    self.longest_closed = max(self.longest_closed, self._silence(began))
+                self.talk_frames += frame - began - self._left_out(began, frame)
+            else:
+                self.talk_frames += tick - self._left_out(began, frame)
             if self.first_speech is None:
-                self.first_speech = frame - tick
+                self.first_speech = began
                 if self.clock_start is None:
                     self.clock_start = self.first_speech
             self.silence_since = None
@@ -122,13 +172,13 @@ class TurnTracker:
             self.silence_since = frame - tick
             if quiet_since is not None and self.first_speech is not None:
                 backdated = max(self.first_speech, min(quiet_since, frame - tick))
-                self.talk_frames -= self.silence_since - backdated
+                self.talk_frames -= self.silence_since - backdated - self._left_out(backdated, self.silence_since)
                 self.silence_since = backdated
-        if self.clock_start is None and self.wait is not None and frame >= self.start_frame + self.wait:
-            self.clock_start = self.start_frame + self.wait
-        silence = 0 if self.silence_since is None else frame - self.silence_since
-        if self.first_speech is not None:
-            self.longest_silence = max(self.longest_silence, silence)
+        if self.clock_start is None and self.wait is not None:
+            wait_end = self.start_frame + self.wait + self._left_out(self.start_frame, None)
+            if frame >= wait_end:
+                self.clock_start = wait_end
+        silence = self._silence(frame)
         deadline = self.deadline
         if deadline is None:
             return actions
@@ -171,8 +221,12 @@ class TurnTracker:
         end = self.ended or End(self.last_frame, "quit")
         rate = self.rate
         clock = self.clock_start if self.clock_start is not None else self.start_frame
-        planned_end = clock + self.for_frames
-        silence = self.longest_silence if self.first_speech is not None else end.frame - self.start_frame
+        planned_end = clock + self.for_frames + self._left_out(clock, None)
+        left_out = self._left_out(self.start_frame, end.frame)
+        if self.first_speech is not None:
+            silence = max(self.longest_closed, self._silence(end.frame))
+        else:
+            silence = end.frame - self.start_frame - left_out
         return Turn(
             who=self.step.who_name if self.step.who in ("a", "b") else self.step.who,
             planned_s=self.step.for_s,
@@ -184,4 +238,5 @@ class TurnTracker:
             overrun_s=max(0, end.frame - planned_end) / rate,
             ended_by=end.ended_by,
             interruptions=self.interruptions,
+            paused_s=left_out / rate,
         )
