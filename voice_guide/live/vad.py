@@ -12,8 +12,9 @@ How `VoiceDetector` decides (each figure chosen on the real recordings of bench/
    150 Hz to 4 kHz (rumble, hum and hiss lie outside), smoothed over ~30 ms.
 2. A floor per band by minimum statistics: the quietest smoothed level over the last
    `floor_window_s`, plus the bias of a minimum. Every pause for breath pulls it back
-   down, so it cannot climb into a long answer; while talk goes on it may not rise more
-   than `floor_hold_rise_db` either (a voice that never pauses), for up to `floor_hold_s`.
+   down, so it cannot climb into a long answer; while talk goes on the floors may rise
+   only `floor_hold_rise_db` (a voice held without a pause), for up to `floor_hold_s`.
+   Exact zeros (a muted microphone, a noise gate) are no room and leave them alone.
 3. A frame's score is the mean SNR of its best `top_bands` bands: speech stands out
    where the noise is weak, whatever its colour. A region opens once `start_s` of frames
    score `enter_db` (a click is too short), stays open while the score is over `exit_db`,
@@ -55,6 +56,8 @@ IgnoreMask = bool | npt.NDArray[np.bool_]
 
 # Mean-square floor matching SILENCE_DBFS, so log10 never sees zero.
 _SILENT_POWER = 10.0 ** (SILENCE_DBFS / 10.0)
+# In-band power under which a frame is taken for digital silence (-110 dBFS).
+_DIGITAL_SILENCE = 1e-11
 
 
 def frame_length(sample_rate_hz: int) -> int:
@@ -154,13 +157,13 @@ class VadConfig:
     """Each band's floor is its quietest smoothed level over this long (minimum statistics), so it
     cannot climb into talk that goes on for minutes: every pause for breath pulls it back down."""
     floor_hold_s: float = 60.0
-    """While talk goes on the floors may fall but not rise (a voice held without a pause must not
-    become the floor), for at most this long (then a fan switched on mid-talk is learnt)."""
+    """While talk goes on the floors may fall but rise at most `floor_hold_rise_db` over where they were
+    when it was confirmed (a voice held without a pause must not become the floor), for at most this long."""
     floor_hold_rise_db: float = 3.0
     """How far over the held floors they may rise meanwhile (a voice's own quietest moments)."""
     floor_bias_db: float = 2.0
     """The quietest level sits under the noise's mean by about this much; it is added back."""
-    calibration_s: float = 0.3
+    calibration_s: float = 0.01
     """Opening stretch (ignored frames not counted) heard before anything is decided."""
     ignore_tail_s: float = 0.15
     """Extra time ignored after ignored samples, for the room's echo of the guide's voice."""
@@ -362,6 +365,10 @@ class VoiceDetector:
         spectrum = np.fft.rfft(hist * self._window, self._nfft)
         power = spectrum.real**2 + spectrum.imag**2
         bands = (self._bands @ power) * self._scale + _SILENT_POWER
+        if float(np.sum(bands)) < _DIGITAL_SILENCE:
+            # Exact zeros (a muted microphone, a noise gate) are no room: they neither set
+            # the floors nor count towards calibration, which starts with the first sound.
+            return False
         smooth, level = self._smooth, self._level
         if smooth is None or level is None:
             smooth = level = bands
