@@ -168,3 +168,7 @@ def main() -> None:
         below = {k: round(v, 3) for k, v in worst.items() if v < -0.005}
         low = min(worst.values())
         print(f"\nours minus Silero's best (raw or +h): worst {low:+.3f}; under -0.005 in: {below or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
