@@ -7,6 +7,7 @@ how an engine phrases a paragraph.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from voice_guide.errors import AudioFileError, SpeechEngineError
-from voice_guide.paths import UserDirs
+from voice_guide.paths import UserDirs, audio_assets_dir
 from voice_guide.sound.clips import condition, trim_silence
 from voice_guide.sound.levels import Samples, loudness_lufs
 from voice_guide.sound.speech.base import Speaker, SpeechIdentity
@@ -38,6 +39,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"')\]])\s+")
 _TERMINAL = (".", "!", "?")
 # How far under the loudness target a clip may land before it is aimed again (LU).
 LOUDNESS_TOLERANCE_DB = 0.2
+# The rate cues are generated at when their files are missing (Hz).
+CUE_RATE_HZ = 48_000
 # Cues quieter than the rest on purpose (tones.QUIET_CUE_OFFSET_DB).
 QUIET_CUES = ("remind", "soft")
 
@@ -60,9 +63,17 @@ def speech_loudness_lufs() -> float:
     Both engines then sound as loud as each other and as the chimes; cues are
     normalized by their own RMS measure, so their loudness is measured, not assumed.
     """
-    rate = 48_000
-    levels = [loudness_lufs(synth_cue(name, rate), rate) for name in CUE_NAMES if name not in QUIET_CUES]
+    levels = [loudness_lufs(*_cue(name)) for name in CUE_NAMES if name not in QUIET_CUES]
     return float(np.median(levels))
+
+
+def _cue(name: str) -> tuple[Samples, int]:
+    """Return a cue as sessions play it: the shipped file (quick to read), else its generator."""
+    asset = audio_assets_dir() / f"{name}.wav"
+    if asset.is_file():
+        with contextlib.suppress(AudioFileError):
+            return read_wav(asset)
+    return synth_cue(name, CUE_RATE_HZ), CUE_RATE_HZ
 
 
 def speech_identity(speaker: Speaker) -> SpeechIdentity:

@@ -183,6 +183,15 @@ def file_digest(path: Path, stamps: Path | None = None) -> FileDigest:
     return digest
 
 
+def is_stamped(path: Path, stamps: Path | None) -> bool:
+    """Return True when `stamps` holds the digests of `path` as it is now (size and mtime)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}" in _read_stamps(stamps)
+
+
 def _read_stamps(stamps: Path | None) -> dict[str, dict[str, str]]:
     if stamps is None:
         return {}
@@ -242,6 +251,10 @@ class PiperSpeaker:
         self._digest: str | None = None
         self._model: Any = None
         self._lock = threading.Lock()
+        self._preload: threading.Thread | None = None
+        self._preload_lock = threading.Lock()
+        self._preloaded: Any = None
+        self._preload_error: BaseException | None = None
 
     @property
     def engine_id(self) -> str:
@@ -257,6 +270,11 @@ class PiperSpeaker:
     def voice_digest(self) -> str:
         """Return the sha256 over the voice's model and config digests (checks them the first time)."""
         if self._digest is None:
+            if not is_stamped(self.voice.model, self._stamps):
+                # Never used here before, so no clip of it can be cached: load the model
+                # while its files are checked (the first prompt waits for both). It is
+                # used only once the check has passed.
+                self._start_preload()
             self._digest = verified_digest(self.voice, self._stamps)
         return self._digest
 
@@ -303,9 +321,29 @@ class PiperSpeaker:
     def _loaded(self) -> Any:
         with self._lock:
             if self._model is None:
-                _ = self.voice_digest  # refuse a voice that fails its check before loading it
-                self._model = _load_model(self.voice)
+                _ = self.voice_digest  # refuse a voice that fails its check before using it
+                with self._preload_lock:
+                    preload = self._preload
+                if preload is None:
+                    self._model = _load_model(self.voice)
+                else:
+                    preload.join()
+                    if self._preload_error is not None:
+                        raise self._preload_error
+                    self._model = self._preloaded
             return self._model
+
+    def _start_preload(self) -> None:
+        with self._preload_lock:
+            if self._preload is None:
+                self._preload = threading.Thread(target=self._preload_model, name="voice-guide-piper-load", daemon=True)
+                self._preload.start()
+
+    def _preload_model(self) -> None:
+        try:
+            self._preloaded = _load_model(self.voice)
+        except BaseException as exc:  # raised by the first prompt, which needs the model
+            self._preload_error = exc
 
 
 def _load_model(voice: PiperVoiceFile) -> Any:
