@@ -370,11 +370,12 @@ class Host(Peer):
             proof = await _read_proof(ws)
             if not hmac.compare_digest(proof, keys.joiner_proof):
                 raise _Turned("wrong_code", pairing.refusal(pairing.WRONG_CODE), self._wrong_code())
-            self._session = session
             await ws.send(pairing.frame(pairing.CONFIRM, keys.host_proof))
-        wire = Wire(ws, keys.host_to_joiner, keys.joiner_to_host)
-        if not await wire.send("hello", setup=self._setup):
-            raise ConnectionClosed(None, None)
+            wire = Wire(ws, keys.host_to_joiner, keys.joiner_to_host)
+            if not await wire.send("hello", setup=self._setup):
+                raise ConnectionClosed(None, None)
+            # Spent only now: a connection that drops while pairing leaves the code to try again.
+            self._session = session
         return wire
 
     def _wrong_code(self) -> float:
