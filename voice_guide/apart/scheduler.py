@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 # A step that starts after a decision is announced this far ahead: the link's 300 ms
 # minimum plus room for the joiner's queued output (up to SoundDeviceIO's lead).
 LEAD_S = 0.6
-# The first step starts this long after both devices are ready.
-FIRST_LEAD_S = 1.0
+# The first step starts this long after both devices are ready: room for a device whose first
+# blocks are slow (a busy machine), which would otherwise start the whole session late.
+FIRST_LEAD_S = 2.0
 # The partner at the joining device (by convention) and at the hosting one.
 JOINER_WHO = "b"
 HOST_WHO = "a"
