@@ -262,3 +262,15 @@ def test_loudness_of_a_sine_follows_the_k_weighting(freq_hz: int, lufs: float) -
     # A 0.1 (-20 dBFS) sine reads -23.0 LUFS at 1 kHz; the K-weighting lifts highs and cuts lows.
     t = np.arange(2 * SESSION_HZ) / SESSION_HZ
     assert loudness_lufs(0.1 * np.sin(2 * np.pi * freq_hz * t), SESSION_HZ) == pytest.approx(lufs, abs=0.1)
+
+
+def test_without_the_neural_extra_the_default_is_espeak(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    # As on a machine with only the core package: Piper's package cannot be found.
+    monkeypatch.setattr(piper_engine, "available", lambda: False)
+    dirs = UserDirs.from_environ({"VOICE_GUIDE_HOME": str(home)})
+    assert default_engine() == "espeak"
+    assert isinstance(make_speaker(SpeechSettings(), dirs), Pyttsx3Speaker)
+    assert all(v.engine == "espeak" for v in all_voices(dirs))
+    with pytest.raises(UsageError, match="Piper engine is not installed") as raised:
+        make_speaker(SpeechSettings(engine="piper"), dirs)
+    assert "voice-guide[neural]" in raised.value.hint
