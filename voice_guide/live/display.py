@@ -56,7 +56,8 @@ SOLO_KEYS = "space pause/resume · n skip · b back · q quit"
 APART_KEYS = "q quit (ends it on both devices) · Ctrl-C saves and quits"
 # A note stays this long under the panel, then goes (a pause shows as a state, not as a note).
 NOTE_S = 8.0
-# Live redraws this often, so the countdown moves every second and the meter keeps up.
+# Live redraws this often, so the countdown moves every second and the meter keeps up. Only its
+# own thread draws: a redraw asked from the session thread as well left old frames on screen.
 REFRESH_HZ = 8
 
 
@@ -70,6 +71,16 @@ class PanelSource:
     linked: Callable[[], bool] | None = None
     # True while the sound device is lost and being opened again
     device_lost: Callable[[], bool] | None = None
+
+
+@dataclass(frozen=True)
+class _Current:
+    """The step on show: what it is, its place, its label, and when it started on the session clock."""
+
+    step: Step | None
+    pos: str
+    text: str
+    start_s: float
 
 
 class LiveDisplay:
@@ -90,10 +101,7 @@ class LiveDisplay:
         self.apart = apart
         self.clock = clock
         self.source: PanelSource | None = None
-        self.step: Step | None = None
-        self.step_text = ""
-        self.step_pos = ""
-        self.step_start_s = 0.0
+        self.current = _Current(None, "", "", 0.0)
         self.level = METER_FLOOR_DBFS
         self.heard_any = False
         self.speaking: Mapping[str, bool] = {}
@@ -125,11 +133,8 @@ class LiveDisplay:
 
     def step_started(self, index: int, total: int, step: Step, start_s: float) -> None:
         """Show the new step."""
-        self.step = step
-        self.step_pos = f"step {index + 1} of {total}"
-        self.step_text = step_label(step)
-        self.step_start_s = self._now_s()
-        self.live.refresh()
+        # One assignment, so the redraw thread never sees the new step with the old start.
+        self.current = _Current(step, f"step {index + 1} of {total}", step_label(step), self._now_s())
 
     def step_finished(self, record: StepRecord) -> None:
         """Add a finished turn's talk time."""
@@ -143,20 +148,19 @@ class LiveDisplay:
     def note(self, message: str) -> None:
         """Show a note under the panel for a few seconds; pause and resume show as a state instead."""
         if message.startswith((PAUSED_NOTE, RESUMED_NOTE)):
-            self.live.refresh()
             return
         self.notes = [*self.notes[-1:], (self.clock(), message)]
-        self.live.refresh()
 
     def _render(self) -> Table:
         grid = Table.grid(padding=(0, 2))
-        grid.add_row(Text(self.step_pos, style="bold"), Text(self.step_text, overflow="ellipsis", no_wrap=True))
-        elapsed_s = max(0.0, self._now_s() - self.step_start_s)
-        length_s = _length_s(self.step)
+        current = self.current
+        grid.add_row(Text(current.pos, style="bold"), Text(current.text, overflow="ellipsis", no_wrap=True))
+        elapsed_s = max(0.0, self._now_s() - current.start_s)
+        length_s = _length_s(current.step)
         if length_s is not None:
             grid.add_row("time left", _countdown(length_s - elapsed_s))
-        if isinstance(self.step, Breathe):
-            grid.add_row("breath", _breath(self.step, elapsed_s))
+        if isinstance(current.step, Breathe):
+            grid.add_row("breath", _breath(current.step, elapsed_s))
         source = self.source
         if source is not None and source.linked is not None:
             grid.add_row("partner", self._link(source.linked()))
