@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice_guide.live.vad import analyze
+from bench import corpus as sc
+from voice_guide.live.vad import analyze, detect_speech
 from voice_guide.sound.align import find_clip
 from voice_guide.sound.render import SessionClips
 from voice_guide.sound.speech import ClipCache
@@ -128,3 +129,53 @@ def test_devices_lists_the_virtual_devices(pulse: dict[str, str], home: Path) ->
     _, err = bad.communicate(timeout=60)
     assert bad.returncode == 2 and "no such output device" in err and err.count("\n") == 1
     assert os.environ.get("PULSE_SERVER")
+
+
+PAUSE_TURN = """\
+title: Pause turn
+summary: A listen turn paused and resumed by double claps between two answers.
+steps:
+  - chime: start
+  - listen: a
+    for: 60s
+    until_silence: 3s
+  - chime: end
+"""
+
+
+@pytest.mark.skipif(
+    bool(set(sc.missing_packages()) & set(sc.SMALL_PACKAGES)), reason="the corpus's Debian packages are not installed"
+)
+def test_live_pause_by_double_clap_is_left_out_of_the_turn(pulse: dict[str, str], tmp_path: Path, home: Path) -> None:
+    from tests.vad_signals import claps_at
+    from voice_guide.sound.wavfile import write_wav
+
+    rate = 48000
+    answer = next(c for c in sc.clips(rate) if c.source == "en:agent-alreadyon").samples
+    quiet = np.zeros(rate, np.float32)
+    claps = claps_at([0.0, 0.35, 3.5, 3.85], 4.3, rate, noise_dbfs=None)
+    mic = np.concatenate((answer, quiet, claps, quiet, answer, quiet))
+    played = tmp_path / "mic.wav"
+    write_wav(played, mic, rate)
+    # What the detector makes of the answer alone, offline: the claps and the pause add nothing to it.
+    talked_s = 2 * sum(s.duration_s for s in detect_speech(answer, rate))
+    script = write(tmp_path, "pause.yaml", PAUSE_TURN)
+    log = tmp_path / "log.json"
+    proc = spawn_cli(["run", str(script), "--headphones", "--log", str(log)], pulse, home)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "listen" in line:
+            break
+    time.sleep(1.0)
+    subprocess.run(["paplay", "-d", "vg_mic", str(played)], env=pulse, check=True, timeout=60)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    turn = next(e for e in json.loads(log.read_text())["events"] if e["kind"] == "listen")
+    # Paused from the first clap to the resume (about 4 s), and that time is neither talk nor silence:
+    # the quiet around the claps (about 2 s) stays under until_silence, so the turn waits for the second answer.
+    assert turn["ended_by"] == "silence", turn
+    assert 3.5 <= turn["paused_s"] <= 4.6, turn
+    assert turn["talk_s"] == pytest.approx(talked_s, abs=0.3), turn
+    assert turn["longest_silence_s"] == pytest.approx(3.0, abs=0.05), turn
+    end_s = turn["start_s"] + turn["first_speech_s"] + talked_s + 2.0 + turn["paused_s"] + 3.0
+    assert turn["end_s"] == pytest.approx(end_s, abs=0.4), turn

@@ -367,8 +367,9 @@ class VoiceDetector:
         bands = (self._bands @ power) * self._scale + _SILENT_POWER
         if float(np.sum(bands)) < _DIGITAL_SILENCE:
             # Exact zeros (a muted microphone, a noise gate) are no room: they neither set
-            # the floors nor count towards calibration, which starts with the first sound.
-            return False
+            # the floors nor count towards calibration, which starts with the first sound;
+            # but they are silence, and end what was open as silence does.
+            return self._decide(frame, 0.0, 0.0, power, self._floor) if self._counted else False
         smooth, level = self._smooth, self._level
         if smooth is None or level is None:
             smooth = level = bands
