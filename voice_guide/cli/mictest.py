@@ -68,13 +68,14 @@ def run_mic_test(env: Env, chosen: SessionSettings, seconds: float, mic_file: Pa
     live = env.stderr.isatty()
     io.start()
     try:
-        if speak:
-            _play(io, bank.speech(PROMPT), block)
-        tone_heard = _play(io, breath_tone("in", TONE_S, rate), block)
-        if mic_file is None:  # a recording cannot hear the speaker; a live mic may
-            for heard in tone_heard:
+        # A recording is checked from its first sample: it cannot hear the prompt or the tone,
+        # and playing them first would skip its opening seconds (as long as the prompt is).
+        if mic_file is None:
+            if speak:
+                _play(io, bank.speech(PROMPT), block)
+            for heard in _play(io, breath_tone("in", TONE_S, rate), block):
                 check.push(heard, tone_playing=True)
-        _play(io, np.zeros(round(SETTLE_S * rate), np.float32), block)
+            _play(io, np.zeros(round(SETTLE_S * rate), np.float32), block)
         env.note(f"{PROG}: listening for {seconds:g} s: say a few words")
         silence = np.zeros(block, np.float32)
         shown = 0
