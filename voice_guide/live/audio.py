@@ -12,7 +12,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
-import os
 import queue
 import threading
 import time
@@ -46,10 +45,8 @@ CLOSE_TIMEOUT_S = 0.5
 STALL_S = 2.0
 # Opening or starting a stream normally takes milliseconds; longer means the server hangs.
 OPEN_TIMEOUT_S = 3.0
-# The pump thread moves audio in multiples of this, and sleeps half of it when idle.
-BLOCK_S = 0.01
-# Its real-time priority where allowed (1-99; low: it needs to come before ordinary work only).
-AUDIO_PRIORITY = 10
+# The period each callback handles; 0 lets PortAudio choose.
+BLOCK_S = 0.0
 
 
 class DeviceLost(AudioDeviceError):
@@ -323,25 +320,12 @@ def _bounded(work: Callable[[], object], timeout_s: float) -> bool:
     return True
 
 
-def _prefer_this_thread() -> None:
-    """Ask for real-time scheduling for the calling thread, as PortAudio does for its own audio thread.
-
-    On a loaded machine a plain thread can wait longer than the device's buffer lasts;
-    where the system does not allow it (most user accounts), the thread simply stays as it was.
-    """
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(AUDIO_PRIORITY))
-
-
 class SoundDeviceIO:
     """Play and record through PortAudio; one duplex stream when input and output share a device.
 
-    The streams run in PortAudio's blocking mode, driven by one pump thread of ours that
-    only copies: queued output blocks to the device as it has room, microphone blocks in,
-    each stamped with the output frame it belongs to. It sleeps while the device is busy and
-    never waits inside PortAudio (whose ALSA poll loop can spin a whole core on the pulse
-    plugin; see the README's performance notes). A stream that stops or fails makes
-    `exchange` raise DeviceLost; `reopen` then tries the same device, then the default.
+    The callback only copies: queued output blocks out, microphone blocks in,
+    each stamped with the output frame being played. A stream that stops or fails
+    makes `exchange` raise DeviceLost; `reopen` then tries the same device, then the default.
     """
 
     def __init__(
@@ -376,26 +360,20 @@ class SoundDeviceIO:
         self._streams: list[Any] = []
         self._running = False
         self._heard = 0
-        # Duplex: input frames are stamped in step with output from this output frame on.
-        self._heard_base = 0
-        # Each opening of the device gets a number; a pump thread of an older, abandoned
+        # Each opening of the device gets a number; a callback from an older, abandoned
         # stream (stuck in PortAudio, then woken) must not touch this one's queues.
         self._generation = 0
-        self._pump_thread: threading.Thread | None = None
-        self._pump_failed: str | None = None
         self._abandoned = False
         # Apart mode: when output frame 0 reached (or would have reached) the speaker, in
-        # time.monotonic() seconds. Each write gives an estimate (its time plus what the
-        # device still holds, less the frames before it); a late one only errs late,
-        # so the earliest estimate among recent writes wins (recent: a stall restarts it).
+        # time.monotonic() seconds. Each callback gives an estimate (its time plus the DAC
+        # delay PortAudio reports, less the frames before it); a late callback only errs late,
+        # so the earliest estimate among recent callbacks wins (recent: a stall restarts it).
         self._zero_s: float | None = None
         self._zero_window: list[float] = []
 
-    # ---------------------------------------------------------------- the pump thread
-
-    def _take(self, frames: int) -> tuple[Samples, int]:
-        """Return up to `frames` of queued output (padded with silence) and how many were queued."""
-        buf = np.zeros(frames, np.float32)
+    # The audio thread: copy only.
+    def _fill(self, outdata: Any, frames: int) -> int:
+        stamp = self._played
         filled = 0
         while filled < frames:
             if len(self._current) == 0:
@@ -404,76 +382,27 @@ class SoundDeviceIO:
                 except queue.Empty:
                     break
             n = min(frames - filled, len(self._current))
-            buf[filled : filled + n] = self._current[:n]
+            outdata[filled : filled + n, 0] = self._current[:n]
             self._current = self._current[n:]
             filled += n
-        return buf, filled
+        if filled < frames:
+            outdata[filled:, 0] = 0.0
+            if not self._draining:
+                self.stats.underruns += 1
+        with self._room:
+            self._queued -= filled
+            self._room.notify()
+        self._played += frames
+        return stamp
 
-    def _pump(self, generation: int, out_stream: Any, in_stream: Any | None, duplex: bool) -> None:
-        """Move audio between the queues and the device until told to stop or the device fails."""
-        block = self._block_frames
-        out_latency_s = out_stream.latency[1] if isinstance(out_stream.latency, tuple) else out_stream.latency
-        capacity = max(out_stream.write_available, round(out_latency_s * self.sample_rate_hz), 2 * block)
-        rate = self.sample_rate_hz
-        _prefer_this_thread()
+    def _stamp_time(self, time_info: Any) -> None:
         try:
-            while generation == self._generation:
-                busy = False
-                if in_stream is not None:
-                    ready = in_stream.read_available
-                    if ready >= block:
-                        data, overflowed = in_stream.read(ready)
-                        if generation != self._generation:
-                            return
-                        if overflowed:
-                            self.stats.overruns += 1
-                        self._heard_block(data, ready, duplex)
-                        busy = True
-                room = out_stream.write_available
-                with self._room:
-                    queued = self._queued
-                if queued >= block:
-                    frames = min(room, queued) // block * block
-                elif capacity - room < 2 * block:
-                    frames = block  # nearly dry: what is queued, padded with silence
-                else:
-                    frames = 0
-                if frames:
-                    buf, filled = self._take(frames)
-                    underflowed = out_stream.write(buf)
-                    if generation != self._generation:
-                        return
-                    if (underflowed or filled < frames) and not self._draining:
-                        self.stats.underruns += 1
-                    with self._room:
-                        self._queued -= filled
-                        self._played += frames
-                        self._room.notify()
-                    held = capacity - out_stream.write_available
-                    self._note_time(time.monotonic() + max(0, held) / rate)
-                    busy = True
-                if not busy:
-                    time.sleep(block / rate / 2)
-        except Exception as exc:  # PortAudioError and friends: the device is gone
-            if generation == self._generation:
-                self._pump_failed = str(exc) or type(exc).__name__
-                with self._room:
-                    self._room.notify()
-
-    def _heard_block(self, data: Any, frames: int, duplex: bool) -> None:
-        samples = np.asarray(data[:, : self.input_channels], dtype=np.float32).copy()
-        # One device, one clock: input frame n was heard as output frame n played. A separate
-        # input device is stamped with the output clock now, so drift between the two devices
-        # never accumulates on the session's timeline.
-        stamp = self._heard_base + self._heard if duplex else max(0, self._played - frames)
-        self._heard += frames
-        self._in.put(MicBlock(stamp, samples))
-        if not duplex and self._played >= DRIFT_AFTER_S * self.sample_rate_hz:
-            self.stats.drift_ppm = (self._heard / max(1, self._played - self._heard_base) - 1.0) * 1e6
-
-    def _note_time(self, heard_at_s: float) -> None:
-        """Take the time at which the last frame written so far will be heard."""
-        estimate = heard_at_s - self._played / self.sample_rate_hz
+            delay_s = float(time_info.outputBufferDacTime - time_info.currentTime)
+        except (AttributeError, TypeError):
+            delay_s = 0.0
+        if not 0.0 <= delay_s < 2.0:  # some host APIs report nothing useful
+            delay_s = self.latency_s
+        estimate = time.monotonic() + delay_s - self._played / self.sample_rate_hz
         window = self._zero_window
         window.append(estimate)
         if len(window) > ZERO_WINDOW:
@@ -490,7 +419,45 @@ class SoundDeviceIO:
         zero = self._zero_s
         return None if zero is None else round((t_s - zero) * self.sample_rate_hz)
 
-    # ---------------------------------------------------------------- opening and closing
+    def _callbacks(self, generation: int) -> tuple[Callable[..., None], Callable[..., None], Callable[..., None]]:
+        """Return the duplex, output and input callbacks for one opening of the device."""
+        stale = self._sd.CallbackAbort
+
+        def duplex(indata: Any, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+            if generation != self._generation:
+                outdata.fill(0)
+                raise stale
+            self._count(status)
+            self._stamp_time(time_info)
+            stamp = self._fill(outdata, frames)
+            self._in.put(MicBlock(stamp, indata[:, : self.input_channels].copy()))
+
+        def output(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+            if generation != self._generation:
+                outdata.fill(0)
+                raise stale
+            self._count(status)
+            self._stamp_time(time_info)
+            self._fill(outdata, frames)
+
+        def input_(indata: Any, frames: int, _time: Any, status: Any) -> None:
+            if generation != self._generation:
+                raise stale
+            self._count(status)
+            # A separate input device: stamp with the output clock now, so drift between
+            # the two devices never accumulates on the session's timeline.
+            self._in.put(MicBlock(max(0, self._played - frames), indata[:, : self.input_channels].copy()))
+            self._heard += frames
+            if self._played >= DRIFT_AFTER_S * self.sample_rate_hz:
+                self.stats.drift_ppm = (self._heard / self._played - 1.0) * 1e6
+
+        return duplex, output, input_
+
+    def _count(self, status: Any) -> None:
+        if status.input_overflow:
+            self.stats.overruns += 1
+        if status.output_underflow and not self._draining:
+            self.stats.underruns += 1
 
     def start(self) -> None:
         """Open the stream(s); they start once the first `lead_s` of output is queued."""
@@ -506,18 +473,32 @@ class SoundDeviceIO:
     def _open(self, output: DeviceInfo, input_: DeviceInfo | None) -> None:
         """Build the stream(s) for these devices (not started); raise PortAudioError or ValueError."""
         sd = self._sd
-        common = {"samplerate": self.sample_rate_hz, "dtype": "float32", "latency": self.latency_s}
+        self._generation += 1
+        duplex, out_cb, in_cb = self._callbacks(self._generation)
+        common = {
+            "samplerate": self.sample_rate_hz,
+            "dtype": "float32",
+            "latency": self.latency_s,
+            "blocksize": self._block_frames,
+        }
         built: list[Any] = []
 
         def build() -> None:
             if input_ is not None and input_.index == output.index:
                 built.append(
-                    sd.Stream(device=(input_.index, output.index), channels=(self.input_channels, 1), **common)
+                    sd.Stream(
+                        device=(input_.index, output.index),
+                        channels=(self.input_channels, 1),
+                        callback=duplex,
+                        **common,
+                    )
                 )
                 return
-            built.append(sd.OutputStream(device=output.index, channels=1, **common))
+            built.append(sd.OutputStream(device=output.index, channels=1, callback=out_cb, **common))
             if input_ is not None:
-                built.append(sd.InputStream(device=input_.index, channels=self.input_channels, **common))
+                built.append(
+                    sd.InputStream(device=input_.index, channels=self.input_channels, callback=in_cb, **common)
+                )
 
         try:
             done = _bounded(build, OPEN_TIMEOUT_S)
@@ -562,20 +543,9 @@ class SoundDeviceIO:
             ) from None
         if not done:
             raise DeviceLost(f"starting '{self.output.name}' did not finish within {OPEN_TIMEOUT_S:.0f} s")
-        duplex = len(streams) == 1 and isinstance(streams[0], self._sd.Stream)
-        out_stream = streams[0]
-        in_stream = streams[0] if duplex else (streams[1] if len(streams) > 1 else None)
-        self._heard_base, self._heard = self._played, 0
-        self._pump_failed = None
-        self._generation += 1
-        self._pump_thread = threading.Thread(
-            target=self._pump, args=(self._generation, out_stream, in_stream, duplex), name="audio-pump", daemon=True
-        )
-        self._pump_thread.start()
 
     def _alive(self) -> bool:
-        thread = self._pump_thread
-        return self._pump_failed is None and thread is not None and thread.is_alive()
+        return all(stream.active for stream in self._streams)
 
     def _drain_input(self) -> list[MicBlock]:
         blocks = []
@@ -678,12 +648,7 @@ class SoundDeviceIO:
     def _close_streams(self) -> None:
         streams, self._streams = self._streams, []
         self._running = False
-        self._generation += 1  # tells the pump thread to stop
-        thread, self._pump_thread = self._pump_thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(CLOSE_TIMEOUT_S)
-            if thread.is_alive():
-                self._abandon("the audio pump")
+        self._generation += 1
         if not streams:
             return
 
