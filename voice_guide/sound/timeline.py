@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from voice_guide.script import Breathe, Chime, Listen, Pause, Say, Step
+from voice_guide.script.durations import number_words
 from voice_guide.sound.levels import Samples
 
 DEFAULT_RATE_HZ = 48_000
@@ -243,29 +244,8 @@ class Timeline:
         return Mixer(self.events)
 
 
-# Words for spoken breathing; numbers are spelled so every engine reads them alike.
-_NUMBERS = (
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-    "twenty",
-)
+# Breath numbers up to this are spelled, so every engine reads them alike.
+SPELLED_BREATHS_MAX = 20
 _PHASE_WORDS = {"in": "in", "hold": "hold", "out": "out", "hold_out": "rest"}
 
 
@@ -285,7 +265,7 @@ def breath_number_text(breath: int, count: int) -> str | None:
 
 
 def _number(n: int) -> str:
-    return _NUMBERS[n - 1] if 1 <= n <= len(_NUMBERS) else str(n)
+    return number_words(n) if 1 <= n <= SPELLED_BREATHS_MAX else str(n)
 
 
 def _breath_phases(step: Breathe, sample_rate_hz: int) -> list[tuple[str, int]]:
