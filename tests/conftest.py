@@ -100,6 +100,106 @@ def spawn_cli(args: list[str], env: dict[str, str], home: Path) -> subprocess.Po
     )
 
 
+def finish(*procs: subprocess.Popen[str], timeout_s: float = 60) -> list[tuple[int, str, str]]:
+    """Wait for each process in turn (killing one that outlives `timeout_s`); return (exit code, stdout, stderr)."""
+    done = []
+    for proc in procs:
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        done.append((proc.returncode, out, err))
+    return done
+
+
+@pytest.fixture(scope="module")
+def pair(pulse: dict[str, str]) -> Iterator[dict[str, dict[str, str]]]:
+    """Add a stereo sink, one mono channel of it per device, and the joiner's microphone; return each side's env.
+
+    The host plays on the left of vg_pair and the joiner on the right, so one recording of
+    vg_pair.monitor holds both on one clock; the joiner hears the vg_join_mic sink.
+    """
+    modules = []
+
+    def load(*args: str) -> None:
+        out = subprocess.run(["pactl", "load-module", *args], env=pulse, check=True, capture_output=True, text=True)
+        modules.append(out.stdout.strip())
+
+    load("module-null-sink", "sink_name=vg_pair", "channels=2", "rate=48000")
+    for name, side in (("vg_host_out", "front-left"), ("vg_join_out", "front-right")):
+        load(
+            "module-remap-sink",
+            f"sink_name={name}",
+            "master=vg_pair",
+            "channels=1",
+            "channel_map=mono",
+            f"master_channel_map={side}",
+            "remix=no",
+        )
+    load("module-null-sink", "sink_name=vg_join_mic", "rate=48000")
+    yield {
+        "host": {**pulse, "PULSE_SINK": "vg_host_out"},
+        "join": {**pulse, "PULSE_SINK": "vg_join_out", "PULSE_SOURCE": "vg_join_mic.monitor"},
+    }
+    for module in reversed(modules):
+        subprocess.run(["pactl", "unload-module", module], env=pulse, check=False)
+
+
+@dataclass(frozen=True)
+class Hosting:
+    """A `voice-guide host` process and what it printed for its partner."""
+
+    proc: subprocess.Popen[str]
+    address: str
+    code: str
+
+
+class Apart:
+    """Start `voice-guide host` and `voice-guide join` as processes, each on its side of the pair's sinks."""
+
+    def __init__(self, envs: dict[str, dict[str, str]], home: Path) -> None:
+        self.envs = envs
+        self.home = home
+        self.started: list[subprocess.Popen[str]] = []
+
+    def host(self, script: Path, *flags: str) -> Hosting:
+        """Run `host SCRIPT --port 0 FLAGS`; return once it has printed its pairing code and address."""
+        proc = spawn_cli(["host", str(script), "--port", "0", *flags], self.envs["host"], self.home)
+        self.started.append(proc)
+        assert proc.stdout is not None
+        code = None
+        for line in proc.stdout:
+            if line.startswith(("pairing code: ", "new pairing code: ")):
+                code = line.split(": ", 1)[1].strip()
+            if "joins with" in line:
+                words = line.split(" join ", 1)[1].split()
+                assert code == words[words.index("--code") + 1], line
+                return Hosting(proc, words[0], code)
+        raise AssertionError("the host printed no address: " + (proc.stderr.read() if proc.stderr else ""))
+
+    def join(self, address: str, code: str, *flags: str) -> subprocess.Popen[str]:
+        """Run `join ADDRESS --code CODE FLAGS`."""
+        proc = spawn_cli(["join", address, "--code", code, *flags], self.envs["join"], self.home)
+        self.started.append(proc)
+        return proc
+
+    def close(self) -> None:
+        """Kill whatever a failed test left running."""
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+
+
+@pytest.fixture
+def apart(pair: dict[str, dict[str, str]], home: Path) -> Iterator[Apart]:
+    """Start host and joiner processes for one test; none outlives it."""
+    starter = Apart(pair, home)
+    yield starter
+    starter.close()
+
+
 def record_monitor(
     env: dict[str, str], path: Path, source: str, channels: int = 1, rate: int = 48_000
 ) -> subprocess.Popen[bytes]:

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -44,7 +43,7 @@ from voice_guide.sound.render import SessionClips
 from voice_guide.sound.speech import ClipCache
 from voice_guide.sound.wavfile import read_wav
 
-from .conftest import default_speaker, record_monitor, spawn_cli, write
+from .conftest import Apart, default_speaker, finish, record_monitor, write
 from .support import Bank, Quiet
 
 RATE = 48_000
@@ -72,56 +71,6 @@ steps:
     until_silence: 1.5s
   - chime: end
 """
-
-
-@pytest.fixture(scope="module")
-def pair(pulse: dict[str, str]) -> Iterator[dict[str, dict[str, str]]]:
-    """Add the stereo sink, one mono channel of it per device, and the joiner's microphone; return each env."""
-    modules = []
-
-    def load(*args: str) -> None:
-        out = subprocess.run(["pactl", "load-module", *args], env=pulse, check=True, capture_output=True, text=True)
-        modules.append(out.stdout.strip())
-
-    load("module-null-sink", "sink_name=vg_pair", "channels=2", "rate=48000")
-    for name, side in (("vg_host_out", "front-left"), ("vg_join_out", "front-right")):
-        load(
-            "module-remap-sink",
-            f"sink_name={name}",
-            "master=vg_pair",
-            "channels=1",
-            "channel_map=mono",
-            f"master_channel_map={side}",
-            "remix=no",
-        )
-    load("module-null-sink", "sink_name=vg_join_mic", "rate=48000")
-    yield {
-        "host": {**pulse, "PULSE_SINK": "vg_host_out"},
-        "join": {**pulse, "PULSE_SINK": "vg_join_out", "PULSE_SOURCE": "vg_join_mic.monitor"},
-    }
-    for module in reversed(modules):
-        subprocess.run(["pactl", "unload-module", module], env=pulse, check=False)
-
-
-def _address(host: subprocess.Popen[str]) -> str:
-    """Read the host's 'join with' line; return HOST:PORT."""
-    assert host.stdout is not None
-    for line in host.stdout:
-        if "joins with" in line:
-            return line.split(" join ", 1)[1].split()[0]
-    raise AssertionError("the host printed no address: " + (host.stderr.read() if host.stderr else ""))
-
-
-def _finish(*procs: subprocess.Popen[str], timeout_s: float = 60) -> list[tuple[int, str, str]]:
-    done = []
-    for proc in procs:
-        try:
-            out, err = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-        done.append((proc.returncode, out, err))
-    return done
 
 
 def _cues_apart_ms(docs: dict[str, Any], raw: Path, home: Path) -> np.ndarray:
@@ -152,20 +101,14 @@ def _cues_apart_ms(docs: dict[str, Any], raw: Path, home: Path) -> np.ndarray:
     return apart_ms
 
 
-def test_host_and_joiner_sound_every_cue_in_step(pair: dict[str, dict[str, str]], tmp_path: Path, home: Path) -> None:
+def test_host_and_joiner_sound_every_cue_in_step(apart: Apart, tmp_path: Path, home: Path) -> None:
     script = write(tmp_path, "in-step.yaml", IN_STEP)
     logs = {side: tmp_path / f"{side}.json" for side in ("host", "join")}
     raw = tmp_path / "pair.raw"
-    recorder = record_monitor(pair["host"], raw, "vg_pair.monitor", channels=2)
-    host = spawn_cli(
-        ["host", str(script), "--port", "0", "--code", "4711", "--no-mic", "--log", str(logs["host"])],
-        pair["host"],
-        home,
-    )
-    joiner = spawn_cli(
-        ["join", _address(host), "--code", "4711", "--no-mic", "--log", str(logs["join"])], pair["join"], home
-    )
-    results = _finish(host, joiner)
+    recorder = record_monitor(apart.envs["host"], raw, "vg_pair.monitor", channels=2)
+    host = apart.host(script, "--code", "4711", "--no-mic", "--log", str(logs["host"]))
+    joiner = apart.join(host.address, host.code, "--no-mic", "--log", str(logs["join"]))
+    results = finish(host.proc, joiner)
     time.sleep(0.3)
     recorder.terminate()
     recorder.wait(timeout=10)
@@ -177,9 +120,7 @@ def test_host_and_joiner_sound_every_cue_in_step(pair: dict[str, dict[str, str]]
     assert np.max(np.abs(apart_ms)) < 20, apart_ms
 
 
-def test_the_joiners_turn_ends_on_the_joiners_microphone(
-    pair: dict[str, dict[str, str]], tmp_path: Path, home: Path
-) -> None:
+def test_the_joiners_turn_ends_on_the_joiners_microphone(apart: Apart, tmp_path: Path, home: Path) -> None:
     speech = tmp_path / "speech.wav"
     subprocess.run(["espeak-ng", "-w", str(speech), "I had a long day and I am glad to be home now."], check=True)
     samples, rate = read_wav(speech)
@@ -187,21 +128,15 @@ def test_the_joiners_turn_ends_on_the_joiners_microphone(
     spoken_s = talk["speech"][-1]["end_s"] - talk["speech"][0]["start_s"]
     script = write(tmp_path, "b-talks.yaml", B_TALKS)
     logs = {side: tmp_path / f"{side}.json" for side in ("host", "join")}
-    host = spawn_cli(
-        ["host", str(script), "--port", "0", "--code", "2468", "--no-mic", "--log", str(logs["host"])],
-        pair["host"],
-        home,
-    )
-    joiner = spawn_cli(
-        ["join", _address(host), "--code", "2468", "--headphones", "--log", str(logs["join"])], pair["join"], home
-    )
+    host = apart.host(script, "--code", "2468", "--no-mic", "--log", str(logs["host"]))
+    joiner = apart.join(host.address, host.code, "--headphones", "--log", str(logs["join"]))
     assert joiner.stdout is not None
     for line in joiner.stdout:
         if "listen" in line:
             break
     time.sleep(0.5)
-    subprocess.run(["paplay", "-d", "vg_join_mic", str(speech)], env=pair["join"], check=True, timeout=30)
-    results = _finish(host, joiner)
+    subprocess.run(["paplay", "-d", "vg_join_mic", str(speech)], env=apart.envs["join"], check=True, timeout=30)
+    results = finish(host.proc, joiner)
     for code, _, err in results:
         assert code == 0, err
     turns = {
@@ -278,32 +213,22 @@ steps:
 """
 
 
-def test_a_dropped_link_pauses_both_and_they_meet_again(
-    pair: dict[str, dict[str, str]], tmp_path: Path, home: Path
-) -> None:
+def test_a_dropped_link_pauses_both_and_they_meet_again(apart: Apart, tmp_path: Path, home: Path) -> None:
     script = write(tmp_path, "faulty.yaml", FAULTY)
     logs = {side: tmp_path / f"{side}.json" for side in ("host", "join")}
     raw = tmp_path / "pair.raw"
-    recorder = record_monitor(pair["host"], raw, "vg_pair.monitor", channels=2)
-    host = spawn_cli(
-        ["host", str(script), "--port", "0", "--code", "9999", "--no-mic", "--log", str(logs["host"])],
-        pair["host"],
-        home,
-    )
-    relay = Relay(int(_address(host).rsplit(":", 1)[1]))
+    recorder = record_monitor(apart.envs["host"], raw, "vg_pair.monitor", channels=2)
+    host = apart.host(script, "--code", "9999", "--no-mic", "--log", str(logs["host"]))
+    relay = Relay(int(host.address.rsplit(":", 1)[1]))
     try:
-        joiner = spawn_cli(
-            ["join", f"127.0.0.1:{relay.port}", "--code", "9999", "--no-mic", "--log", str(logs["join"])],
-            pair["join"],
-            home,
-        )
-        assert host.stdout is not None
-        for line in host.stdout:
+        joiner = apart.join(f"127.0.0.1:{relay.port}", host.code, "--no-mic", "--log", str(logs["join"]))
+        assert host.proc.stdout is not None
+        for line in host.proc.stdout:
             if "pause" in line:
                 break
         time.sleep(1.0)
         relay.cut()
-        results = _finish(host, joiner)
+        results = finish(host.proc, joiner)
     finally:
         relay.close()
     time.sleep(0.3)
@@ -326,16 +251,12 @@ def test_a_dropped_link_pauses_both_and_they_meet_again(
     assert abs(onsets[0] - onsets[1]) / RATE < 0.020, onsets
 
 
-def test_wrong_tries_before_anyone_joined_get_a_fresh_code_not_an_end(
-    pair: dict[str, dict[str, str]], tmp_path: Path, home: Path
-) -> None:
+def test_wrong_tries_before_anyone_joined_get_a_fresh_code_not_an_end(apart: Apart, tmp_path: Path) -> None:
     from voice_guide.apart.link import MAX_WRONG_TRIES, LinkRefused, join
 
     script = write(tmp_path, "short.yaml", "title: S\nsummary: S\nsteps:\n  - chime: start\n  - pause: 1s\n")
-    host = spawn_cli(["host", str(script), "--port", "0", "--no-mic"], pair["host"], home)
-    assert host.stdout is not None
-    first = host.stdout.readline().split(": ", 1)[1].strip()
-    address = _address(host)
+    host = apart.host(script, "--no-mic")
+    first, address = host.code, host.address
 
     async def strangers() -> None:
         for n in range(MAX_WRONG_TRIES):  # one at a time, each waiting out the delay before it
@@ -343,15 +264,16 @@ def test_wrong_tries_before_anyone_joined_get_a_fresh_code_not_an_end(
                 await join(f"ws://{address}/", f"{n + 1}-zebra-zebra")
 
     asyncio.run(asyncio.wait_for(strangers(), 60))
-    lines = [host.stdout.readline() for _ in range(2)]
+    assert host.proc.stdout is not None
+    lines = [host.proc.stdout.readline() for _ in range(2)]
     assert lines[0].startswith("new pairing code: "), lines
     fresh = lines[0].split(": ", 1)[1].strip()
     assert fresh != first and f"--code {fresh}" in lines[1]
-    old = spawn_cli(["join", address, "--code", first, "--no-mic"], pair["join"], home)
-    [(old_code, _, old_err)] = _finish(old, timeout_s=60)
+    old = apart.join(address, first, "--no-mic")
+    [(old_code, _, old_err)] = finish(old, timeout_s=60)
     assert old_code == 2 and "refused the pairing code" in old_err, old_err
-    joiner = spawn_cli(["join", address, "--code", fresh, "--no-mic"], pair["join"], home)
-    (host_code, _, host_err), (join_code, _, join_err) = _finish(host, joiner)
+    joiner = apart.join(address, fresh, "--no-mic")
+    (host_code, _, host_err), (join_code, _, join_err) = finish(host.proc, joiner)
     assert host_code == 0 and join_code == 0, (host_err, join_err)
     assert "too many wrong codes" in host_err and "Traceback" not in host_err + join_err
 
@@ -370,26 +292,25 @@ def test_join_without_a_port_uses_the_default_port(cli: Any) -> None:
 
 
 def test_a_wrong_code_is_refused_the_right_one_joins_and_a_quit_ends_both(
-    pair: dict[str, dict[str, str]], tmp_path: Path, home: Path
+    apart: Apart, tmp_path: Path, home: Path
 ) -> None:
     script = write(tmp_path, "long.yaml", "title: L\nsummary: L\nsteps:\n  - chime: start\n  - pause: 30s\n")
-    host = spawn_cli(["host", str(script), "--port", "0", "--code", "5555", "--no-mic"], pair["host"], home)
-    address = _address(host)
-    wrong = spawn_cli(["join", address, "--code", "5556", "--no-mic"], pair["join"], home)
-    [(code, _, err)] = _finish(wrong, timeout_s=30)
+    host = apart.host(script, "--code", "5555", "--no-mic")
+    wrong = apart.join(host.address, "5556", "--no-mic")
+    [(code, _, err)] = finish(wrong, timeout_s=30)
     assert code == 2, err
     assert err.splitlines() == [
         "voice-guide: error: the host refused the pairing code (check the code shown on the host's device; "
         "it may show a new one)"
     ], err
-    joiner = spawn_cli(["join", address, "--code", "5555", "--no-mic"], pair["join"], home)
+    joiner = apart.join(host.address, host.code, "--no-mic")
     assert joiner.stdout is not None
     for line in joiner.stdout:
         if "pause" in line:
             break
     # One side quits (Ctrl-C on the joiner): it saves and exits 130; the host ends cleanly.
     joiner.send_signal(signal.SIGINT)
-    (host_code, _, host_err), (join_code, _, join_err) = _finish(host, joiner, timeout_s=20)
+    (host_code, _, host_err), (join_code, _, join_err) = finish(host.proc, joiner, timeout_s=20)
     assert join_code == 130, join_err
     assert host_code == 0, host_err
     assert "your partner ended the session" in host_err
@@ -476,22 +397,17 @@ print(asyncio.run(flood(int(sys.argv[1]), float(sys.argv[2]))))
 """
 
 
-def test_a_flood_during_the_joiners_turn_leaves_the_session_whole(
-    pair: dict[str, dict[str, str]], tmp_path: Path, home: Path
-) -> None:
+def test_a_flood_during_the_joiners_turn_leaves_the_session_whole(apart: Apart, tmp_path: Path, home: Path) -> None:
     script = write(tmp_path, "flooded.yaml", FLOODED)
     logs = {side: tmp_path / f"{side}.json" for side in ("host", "join")}
     raw = tmp_path / "pair.raw"
-    recorder = record_monitor(pair["host"], raw, "vg_pair.monitor", channels=2)
+    recorder = record_monitor(apart.envs["host"], raw, "vg_pair.monitor", channels=2)
     # The host's own code (no --code), and a stderr that drains slowly, like a slow terminal.
-    host = spawn_cli(["host", str(script), "--port", "0", "--no-mic", "--log", str(logs["host"])], pair["host"], home)
-    assert host.stdout is not None and host.stderr is not None
-    code_line = host.stdout.readline()
-    assert code_line.startswith("pairing code: "), code_line
-    code = code_line.split(": ", 1)[1].strip()
-    address = _address(host)
+    hosting = apart.host(script, "--no-mic", "--log", str(logs["host"]))
+    host, address = hosting.proc, hosting.address
+    assert host.stderr is not None
     slow_stderr = SlowReader(host.stderr)
-    joiner = spawn_cli(["join", address, "--code", code, "--no-mic", "--log", str(logs["join"])], pair["join"], home)
+    joiner = apart.join(address, hosting.code, "--no-mic", "--log", str(logs["join"]))
     assert joiner.stdout is not None
     for line in joiner.stdout:
         if "listen" in line:
@@ -504,7 +420,7 @@ def test_a_flood_during_the_joiners_turn_leaves_the_session_whole(
         preexec_fn=lambda: os.nice(19),
     )
     strangers = int(flood.stdout)
-    ((join_code, _, join_err),) = _finish(joiner, timeout_s=60)
+    ((join_code, _, join_err),) = finish(joiner, timeout_s=60)
     host.wait(timeout=30)
     host_err = slow_stderr.result(30)
     time.sleep(0.3)
