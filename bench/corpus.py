@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from bench.signals import Frames, steady_noise
 from voice_guide.sound.levels import Samples
 
 FRAME_S = 0.01
@@ -69,8 +70,6 @@ TEST_TAKE = {"en": 14, "fr": 10, "it": 10}
 TUNE_TAKE = {"en": 30, "fr": 25, "it": 25}
 ROOM_DBFS = -60.0
 """Every mix has at least a quiet room's hiss: a real microphone never sends exact zeros."""
-
-Frames = npt.NDArray[np.bool_]
 
 
 def decode(path: Path, sample_rate_hz: int) -> Samples:
@@ -179,6 +178,11 @@ def clips(sample_rate_hz: int, part: str = "test") -> tuple[Clip, ...]:
 def _clip(x: Samples, sample_rate_hz: int, source: str) -> Clip:
     cut, labels = trimmed(x, label_clip(x, sample_rate_hz), sample_rate_hz)
     return Clip(cut, labels, source)
+
+
+def prompt(lang: str, name: str, sample_rate_hz: int) -> Clip:
+    """Return one voice's prompt by file name, labelled and cut to its speech as the corpus has it."""
+    return _clip(decode(ASTERISK / VOICES[lang] / f"{name}.g722", sample_rate_hz), sample_rate_hz, f"{lang}:{name}")
 
 
 def pyannote_sample() -> tuple[Path, Path] | None:
@@ -302,20 +306,6 @@ def lay_out(items: list[Clip], sample_rate_hz: int, seed: int = 1) -> Corpus:
 # ---------------------------------------------------------------- conditions
 
 
-def steady_noise(n: int, sample_rate_hz: int, rng: np.random.Generator, kind: str = "pink") -> Samples:
-    """Return `n` samples of unit-power stationary noise: "white", "pink" (1/f) or "brown" (1/f^2)."""
-    white = rng.standard_normal(n)
-    if kind == "white":
-        shaped = white
-    else:
-        spectrum = np.fft.rfft(white)
-        freqs = np.fft.rfftfreq(n, 1.0 / sample_rate_hz)
-        # Below 20 Hz the slope stops, as a real room's noise does.
-        spectrum /= np.maximum(freqs, 20.0) ** {"pink": 0.5, "brown": 1.0}[kind]
-        shaped = np.fft.irfft(spectrum, n)
-    return (shaped / np.sqrt(np.mean(shaped * shaped))).astype(np.float32)
-
-
 @functools.cache
 def _prompt(path: Path, sample_rate_hz: int) -> Samples:
     return decode(path, sample_rate_hz)
@@ -334,7 +324,8 @@ def babble(n: int, sample_rate_hz: int, rng: np.random.Generator, voices: int = 
             total += x.size
         s = np.roll(np.concatenate(stream), int(rng.integers(total)))[:n].astype(np.float64)
         out += s / np.sqrt(np.mean(s * s))
-    return (out / np.sqrt(np.mean(out * out))).astype(np.float32)
+    rms = float(np.sqrt(np.mean(out * out)))
+    return (out / rms).astype(np.float32)
 
 
 def room_impulse(sample_rate_hz: int, rt60_s: float = 0.5, seed: int = 11) -> npt.NDArray[np.float64]:

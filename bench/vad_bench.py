@@ -25,23 +25,14 @@ import numpy as np
 import numpy.typing as npt
 
 from bench import corpus as C
+from bench.signals import Frames, frame_f1
 from voice_guide.live.vad import ClapDetector, VadConfig, VoiceDetector
 from voice_guide.sound.levels import Samples
 
 RATE = 48000
 FRAME = RATE // 100
 WEBRTC_MODE = 3
-Frames = npt.NDArray[np.bool_]
 Detector = Callable[[Samples, int], Frames]
-
-
-def frame_f1(found: Frames, labels: Frames) -> float:
-    """Return the F1 score of frame decisions against labels."""
-    n = min(found.size, labels.size)
-    p, r = found[:n], labels[:n]
-    hits = int(np.count_nonzero(p & r))
-    total = int(np.count_nonzero(p)) + int(np.count_nonzero(r))
-    return 2.0 * hits / total if total else 1.0
 
 
 def smoothed(decisions: Frames) -> Frames:

@@ -151,7 +151,7 @@ def test_live_pause_by_double_clap_is_left_out_of_the_turn(pulse: dict[str, str]
     from voice_guide.sound.wavfile import write_wav
 
     rate = 48000
-    answer = next(c for c in sc.clips(rate) if c.source == "en:agent-alreadyon").samples
+    answer = sc.prompt("en", "agent-alreadyon", rate).samples
     quiet = np.zeros(rate, np.float32)
     claps = claps_at([0.0, 0.35, 3.5, 3.85], 4.3, rate, noise_dbfs=None)
     mic = np.concatenate((answer, quiet, claps, quiet, answer, quiet))

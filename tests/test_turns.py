@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bench import corpus as sc
+from bench.signals import steady_noise
 from tests import vad_signals as vs
 from voice_guide.live.audio import FileIO
 from voice_guide.live.records import SessionOptions
@@ -40,7 +41,7 @@ def run(
 
 
 def listen(**kw: float) -> Listen:
-    return Listen(who="a", who_name="Ann", for_s=kw.pop("for_s", 60.0), line=1, **kw)  # type: ignore[arg-type]
+    return Listen(who="a", who_name="Ann", for_s=kw.pop("for_s", 60.0), line=1, **kw)
 
 
 def test_no_mic_turn_lasts_for() -> None:
@@ -94,7 +95,8 @@ def test_no_grace_means_time_up_on_the_dot() -> None:
 
 def test_remind_fires_once_when_remind_remains() -> None:
     _, seen = run(listen(for_s=60, remind_s=20), lambda t: True)
-    assert seen == [("remind", pytest.approx(40, abs=0.011))]
+    [(kind, at_s)] = seen
+    assert kind == "remind" and at_s == pytest.approx(40, abs=0.011)
 
 
 def test_skip_ends_at_once() -> None:
@@ -133,13 +135,12 @@ def listen_to(step: Listen, mic: Samples) -> Turn:
 @functools.cache
 def utterance() -> Samples:
     """One real spoken prompt (en, about 5 s), cut to its speech."""
-    clip = next(c for c in sc.clips(MIC_RATE) if c.source == "en:agent-alreadyon")
-    return clip.samples
+    return sc.prompt("en", "agent-alreadyon", MIC_RATE).samples
 
 
 def room(seconds: float, seed: int = 4) -> Samples:
     rng = np.random.default_rng(seed)
-    return (sc.steady_noise(round(seconds * MIC_RATE), MIC_RATE, rng) * np.float32(10 ** (-60 / 20))).astype(np.float32)
+    return (steady_noise(round(seconds * MIC_RATE), MIC_RATE, rng) * np.float32(10 ** (-60 / 20))).astype(np.float32)
 
 
 def put(x: Samples, at_s: float, sound: Samples) -> Samples:
@@ -175,7 +176,7 @@ def test_a_short_sound_between_answers_is_neither_talk_nor_the_end_of_silence(ki
     assert heard.talk_s == pytest.approx(plain.talk_s, abs=0.02)
     assert heard.longest_silence_s == pytest.approx(plain.longest_silence_s, abs=0.02)
     assert 4.0 <= plain.longest_silence_s <= 4.35  # the gap, and the clip's quiet edges
-    assert (heard.end_s, heard.ended_by) == (pytest.approx(plain.end_s, abs=0.02), plain.ended_by)
+    assert heard.end_s == pytest.approx(plain.end_s, abs=0.02) and heard.ended_by == plain.ended_by
 
 
 @needs_corpus
@@ -262,9 +263,9 @@ def test_a_pause_by_double_clap_mid_turn_leaves_the_turn_as_it_would_have_been(
     tmp_path: Path, clap_at_s: float
 ) -> None:
     rate = 16000
-    speech = next(c for c in sc.clips(rate) if c.source == "en:agent-alreadyon").samples
+    speech = sc.prompt("en", "agent-alreadyon", rate).samples
     rng = np.random.default_rng(6)
-    plain = (sc.steady_noise(40 * rate, rate, rng) * np.float32(10 ** (-60 / 20))).astype(np.float32)
+    plain = (steady_noise(40 * rate, rate, rng) * np.float32(10 ** (-60 / 20))).astype(np.float32)
     first, second = round(1.0 * rate), round(1.0 * rate) + speech.size + 2 * rate
     plain[first : first + speech.size] += speech
     plain[second : second + speech.size] += speech

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench import corpus as sc
+from bench.signals import frame_f1, steady_noise
 from voice_guide.live.vad import (
     FRAME_S,
     ClapDetector,
@@ -64,7 +65,7 @@ def tone(seconds: float, rms_dbfs_: float, rate: int = RATE, hz: float = 200.0, 
 
 def background(seconds: float, dbfs: float = BACKGROUND_DBFS, rate: int = RATE, seed: int = 5) -> Samples:
     n = round(seconds * rate)
-    return (vs.steady_noise(n, rate, np.random.default_rng(seed), "pink") * np.float32(db(dbfs))).astype(np.float32)
+    return (steady_noise(n, rate, np.random.default_rng(seed), "pink") * np.float32(db(dbfs))).astype(np.float32)
 
 
 def with_bursts(seconds: float, bursts: list[tuple[float, Samples]], rate: int = RATE) -> Samples:
@@ -95,7 +96,8 @@ def voice(seconds: float, rms_dbfs_: float, rate: int = RATE, pitch_hz: float = 
     t = np.arange(round(seconds * rate)) / rate
     x = sum(np.sin(2 * np.pi * k * pitch_hz * t) / k for k in range(1, 21))
     x = np.asarray(x) * (0.6 + 0.4 * np.sin(2 * np.pi * am_hz * t))
-    return (x * db(rms_dbfs_) / np.sqrt(np.mean(x * x))).astype(np.float32)
+    rms = float(np.sqrt(np.mean(x * x)))
+    return (x * db(rms_dbfs_) / rms).astype(np.float32)
 
 
 # Speech-like bursts: steady and amplitude-modulated tones and a vowel-like buzz, at known times.
@@ -271,7 +273,7 @@ def test_the_floor_adapts_to_a_louder_steady_background() -> None:
 def test_a_slowly_rising_background_is_never_speech() -> None:
     ramp = np.linspace(0.0, 1.0, 12 * RATE)
     gain = (10.0 ** ((-60.0 + 25.0 * ramp) / 20.0)).astype(np.float32)
-    x = vs.steady_noise(gain.size, RATE, np.random.default_rng(3)) * gain
+    x = steady_noise(gain.size, RATE, np.random.default_rng(3)) * gain
     assert not VoiceDetector(RATE).push(x).any()
 
 
@@ -362,7 +364,7 @@ def test_real_speech_in_steady_noise_is_found_frame_by_frame(kind: str | None, s
                                                              least_f1: float) -> None:  # fmt: skip
     c = corpus()
     found = speech_frames(sc.mix(c, kind, snr_db))
-    f1 = vs.frame_f1(found, c.labels)
+    f1 = frame_f1(found, c.labels)
     assert f1 >= least_f1, f"frame F1 {f1:.4f} in {kind} noise at {snr_db} dB SNR"
 
 

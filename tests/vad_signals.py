@@ -1,48 +1,28 @@
-"""Signals with known answers for the VAD tests and benchmark: speech corpora, noise, claps, scoring.
+"""Generated signals with known answers for the VAD tests: espeak-ng lines, claps, short sounds, onset scores.
 
-Ground truth for real speech: every clip is placed at a known offset in a longer
-signal, with silent gaps of 0.8-2.0 s between clips. Within a clip, speech is every
-10 ms frame of the clean clip within `LABEL_RANGE_DB` of the clip's loudest frame,
-with pauses shorter than the detector's hangover (`BRIDGE_S`) filled in: the gaps
-between words of one phrase count as speech, a longer pause ("Front ... Left") as
-silence. Everything outside the clips is silence.
-
-Scoring is frame F1 at 10 ms. `frame_f1` can leave out the frames within `COLLAR_S`
-of a labelled boundary (the generous, md-eval style collar: where exactly a soft "h"
-begins or a breathy ending stops is not well defined); the benchmark prints F1 with
-and without it.
-
-SNR is the mean power of the clean signal over the labelled frames against the mean
-power of the added noise (full band).
+Noise and frame F1 come from bench/signals.py and the corpus of real speech from
+bench/corpus.py, so the tests and the benchmark score one way. Here, the speech of a
+clean espeak-ng clip is every 10 ms frame within `LABEL_RANGE_DB` of its loudest
+frame, with pauses shorter than the detector's hangover (`BRIDGE_S`) filled in: the
+gaps between words of one phrase count as speech.
 """
 
 from __future__ import annotations
 
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from bench.signals import Frames, steady_noise
 from voice_guide.live.vad import VadConfig, frame_length, frame_levels_dbfs
 from voice_guide.sound.clips import resample
 from voice_guide.sound.levels import Samples
 from voice_guide.sound.wavfile import read_wav
 
 ALSA_DIR = Path("/usr/share/sounds/alsa")
-# The spoken channel names; Noise.wav is not speech.
-ALSA_SPEECH = (
-    "Front_Center",
-    "Front_Left",
-    "Front_Right",
-    "Rear_Center",
-    "Rear_Left",
-    "Rear_Right",
-    "Side_Left",
-    "Side_Right",
-)
 ESPEAK_LINES = (
     ("en-us", "When you looked at your phone, I felt alone."),
     ("en-gb", "What I hear you saying is that you felt unseen."),
@@ -51,65 +31,11 @@ ESPEAK_LINES = (
     ("en-gb-scotland", "Take a slow breath, and tell me what you noticed."),
     ("en-029+f2", "I am sorry. I did not realise how much it hurt."),
 )
-# The alsa recordings carry their own room tone and reverberation 40-45 dB under their
-# peaks; 35 dB keeps that out and soft consonants ("f", "th", a final "t") in.
+# Recordings carry room tone and reverberation 40-45 dB under their peaks (the alsa-utils names
+# do); 35 dB keeps that out and soft consonants ("f", "th", a final "t") in.
 LABEL_RANGE_DB = 35.0
 # Pauses shorter than the detector's hangover belong to the utterance (it bridges them by design).
 BRIDGE_S = VadConfig().hangover_s
-# Frames this close to a labelled boundary are not scored (md-eval style collar).
-COLLAR_S = 0.05
-LEAD_S = 1.5
-GAP_RANGE_S = (0.8, 2.0)
-
-Frames = npt.NDArray[np.bool_]
-
-
-@dataclass(frozen=True)
-class Corpus:
-    """A clean signal with its labelled utterance spans (start, end sample)."""
-
-    samples: Samples
-    sample_rate_hz: int
-    spans: tuple[tuple[int, int], ...]
-
-    def labels(self) -> Frames:
-        """Return one speech label per complete 10 ms frame."""
-        frame_len = frame_length(self.sample_rate_hz)
-        n = self.samples.size // frame_len
-        out = np.zeros(n, dtype=np.bool_)
-        for start, end in self.spans:
-            out[start // frame_len : -(-end // frame_len)] = True
-        return out
-
-    def speech_power(self) -> float:
-        """Return the mean square of the clean signal over the labelled spans."""
-        parts = [self.samples[a:b].astype(np.float64) for a, b in self.spans]
-        joined = np.concatenate(parts)
-        return float(np.mean(joined * joined))
-
-    def with_noise(self, snr_db: float | None, seed: int = 7, kind: str = "pink") -> Samples:
-        """Return the signal with steady noise at `snr_db` (None: unchanged)."""
-        if snr_db is None:
-            return self.samples.copy()
-        noise = steady_noise(self.samples.size, self.sample_rate_hz, np.random.default_rng(seed), kind)
-        noise *= np.sqrt(self.speech_power() / 10.0 ** (snr_db / 10.0))
-        return (self.samples + noise).astype(np.float32)
-
-
-def steady_noise(n: int, sample_rate_hz: int, rng: np.random.Generator, kind: str = "pink") -> Samples:
-    """Return `n` samples of unit-power stationary noise: "white", "pink" (1/f) or "brown" (1/f^2)."""
-    white = rng.standard_normal(n)
-    if kind == "white":
-        shaped = white
-    else:
-        spectrum = np.fft.rfft(white)
-        freqs = np.fft.rfftfreq(n, 1.0 / sample_rate_hz)
-        exponent = {"pink": 0.5, "brown": 1.0}[kind]
-        # Below 20 Hz the slope stops, as a real room's noise does (and no DC blows up).
-        spectrum /= np.maximum(freqs, 20.0) ** exponent
-        shaped = np.fft.irfft(spectrum, n)
-    shaped = shaped / np.sqrt(np.mean(shaped * shaped))
-    return shaped.astype(np.float32)
 
 
 def speech_spans(
@@ -135,35 +61,6 @@ def speech_spans(
     return spans
 
 
-def place(
-    clips: list[Samples],
-    sample_rate_hz: int,
-    seed: int = 1,
-    lead_s: float = LEAD_S,
-    gap_range_s: tuple[float, float] = GAP_RANGE_S,
-) -> Corpus:
-    """Lay clips end to end with random silent gaps; return the signal and labelled spans."""
-    rng = np.random.default_rng(seed)
-    parts: list[Samples] = [np.zeros(round(lead_s * sample_rate_hz), dtype=np.float32)]
-    spans: list[tuple[int, int]] = []
-    at = parts[0].size
-    for clip in clips:
-        spans += [(at + start, at + end) for start, end in speech_spans(clip, sample_rate_hz)]
-        gap = np.zeros(round(rng.uniform(*gap_range_s) * sample_rate_hz), dtype=np.float32)
-        parts += [clip, gap]
-        at += clip.size + gap.size
-    return Corpus(np.concatenate(parts), sample_rate_hz, tuple(spans))
-
-
-def alsa_clips(sample_rate_hz: int) -> list[Samples]:
-    """Return the alsa-utils spoken channel names, resampled to `sample_rate_hz`."""
-    out = []
-    for name in ALSA_SPEECH:
-        x, rate = read_wav(ALSA_DIR / f"{name}.wav")
-        out.append(resample(x, rate, sample_rate_hz))
-    return out
-
-
 def espeak_clips(sample_rate_hz: int) -> list[Samples]:
     """Return ESPEAK_LINES spoken by espeak-ng, resampled to `sample_rate_hz`."""
     out = []
@@ -178,16 +75,6 @@ def espeak_clips(sample_rate_hz: int) -> list[Samples]:
     return out
 
 
-def speech_corpus(sample_rate_hz: int, seed: int = 1) -> Corpus:
-    """Return all espeak-ng lines and alsa-utils names, interleaved, as one labelled signal."""
-    speech = espeak_clips(sample_rate_hz)
-    names = alsa_clips(sample_rate_hz)
-    mixed: list[Samples] = []
-    for i in range(max(len(speech), len(names))):
-        mixed += speech[i : i + 1] + names[i : i + 1]
-    return place(mixed, sample_rate_hz, seed)
-
-
 def segments_to_frames(segments: list[tuple[float, float]], n_frames: int, sample_rate_hz: int) -> Frames:
     """Turn (start_s, end_s) segments into one bool per 10 ms frame."""
     frame_s = frame_length(sample_rate_hz) / sample_rate_hz
@@ -195,21 +82,6 @@ def segments_to_frames(segments: list[tuple[float, float]], n_frames: int, sampl
     for start_s, end_s in segments:
         out[round(start_s / frame_s) : round(end_s / frame_s)] = True
     return out
-
-
-def frame_f1(predicted: Frames, reference: Frames, collar_s: float = 0.0, frame_s: float = 0.01) -> float:
-    """Return the F1 score of frame decisions against labels, leaving out frames within `collar_s` of a label edge."""
-    n = min(predicted.size, reference.size)
-    p, r = predicted[:n], reference[:n]
-    reach = round(collar_s / frame_s)
-    if reach:
-        scored = np.ones(n, dtype=np.bool_)
-        for edge in np.flatnonzero(np.diff(r.astype(np.int8), prepend=0, append=0)).tolist():
-            scored[max(0, edge - reach) : edge + reach] = False
-        p, r = p[scored], r[scored]
-    hits = int(np.count_nonzero(p & r))
-    total = int(np.count_nonzero(p)) + int(np.count_nonzero(r))
-    return 2.0 * hits / total if total else 1.0
 
 
 def onset_errors_s(
@@ -248,8 +120,9 @@ def clap(
     tail = round(4 * decay_s * sample_rate_hz)
     t = np.arange(tail) / sample_rate_hz
     envelope = np.concatenate((np.linspace(0.0, 1.0, attack, endpoint=False), np.exp(-t * np.log(100.0) / decay_s)))
-    burst = rng.standard_normal(envelope.size) * envelope
-    return (peak * burst / np.max(np.abs(burst))).astype(np.float32)
+    burst: npt.NDArray[np.float64] = rng.standard_normal(envelope.size) * envelope
+    top = float(np.max(np.abs(burst)))
+    return (peak * burst / top).astype(np.float32)
 
 
 def claps_at(
@@ -284,7 +157,8 @@ def _shaped_noise(n: int, sample_rate_hz: int, rng: np.random.Generator, lo_hz: 
     freqs = np.fft.rfftfreq(n, 1.0 / sample_rate_hz)
     spectrum[(freqs < lo_hz) | (freqs > hi_hz)] = 0.0
     x = np.fft.irfft(spectrum, n)
-    return (x / np.max(np.abs(x))).astype(np.float32)
+    top = float(np.max(np.abs(x)))
+    return (x / top).astype(np.float32)
 
 
 def transient(kind: str, sample_rate_hz: int, seed: int = 0, peak: float = 0.3) -> Samples:
@@ -331,4 +205,5 @@ def transient(kind: str, sample_rate_hz: int, seed: int = 0, peak: float = 0.3) 
     else:
         raise ValueError(f"unknown transient {kind!r}; expected one of {', '.join(TRANSIENTS)}")
     x = np.asarray(x, dtype=np.float64)
-    return (peak * x / np.max(np.abs(x))).astype(np.float32)
+    top = float(np.max(np.abs(x)))
+    return (peak * x / top).astype(np.float32)
