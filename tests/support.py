@@ -43,7 +43,8 @@ def speech_like(duration_s: float, seed: int = 1) -> Samples:
     buzz = sum(np.sin(k * phase) / k for k in range(1, 16))
     envelope = 0.6 + 0.4 * np.sin(2 * np.pi * 4 * t)
     x = np.asarray(buzz) * envelope
-    return (0.05 * x / np.sqrt(np.mean(x * x))).astype(np.float32)
+    rms = float(np.sqrt(np.mean(x * x)))
+    return (0.05 * x / rms).astype(np.float32)
 
 
 def mic_with_speech(total_s: float, spans: list[tuple[float, float]]) -> Samples:

@@ -13,7 +13,7 @@ import pytest
 
 from voice_guide.errors import SpeechEngineError
 from voice_guide.live.audio import FileIO
-from voice_guide.live.records import StepRecord
+from voice_guide.live.records import LoggedEvent, StepRecord
 from voice_guide.live.session import Session
 from voice_guide.script import Say, Step
 from voice_guide.sound.levels import Samples
@@ -79,7 +79,7 @@ STEPS: list[Step] = [
 ]
 
 
-def run_session(tmp_path: Path, speaker: Speaker, realtime: bool) -> tuple[Samples, list[dict[str, object]], Starts]:
+def run_session(tmp_path: Path, speaker: Speaker, realtime: bool) -> tuple[Samples, tuple[LoggedEvent, ...], Starts]:
     cache = ClipCache(tmp_path / "cache", speaker, RATE)
     out = tmp_path / "out.wav"
     with AheadClips(cache, RATE, STEPS) as bank:
@@ -87,7 +87,7 @@ def run_session(tmp_path: Path, speaker: Speaker, realtime: bool) -> tuple[Sampl
         result = Session(STEPS, bank, FileIO(None, out, RATE, realtime=realtime), starts).run()
     assert result.ended_by == "complete"
     audio, _ = read_wav(out)
-    return audio, [e.as_json() for e in result.events], starts
+    return audio, result.events, starts
 
 
 def test_falling_behind_waits_at_step_boundaries_never_inside_a_prompt(tmp_path: Path) -> None:
@@ -98,19 +98,19 @@ def test_falling_behind_waits_at_step_boundaries_never_inside_a_prompt(tmp_path:
     assert slow.threads == {"voice-guide-speech"}  # every prompt was made in the background
     # It started with the first prompt made and the rest still to come.
     assert starts.made_at_start[0] < 3
-    says = [e for e in events if e["kind"] == "say"]
+    says = [e for e in events if e.event.kind == "say"]
     assert len(says) == 3
     cache = ClipCache(tmp_path / "cache", slow.inner, RATE)
     planned = {e.step: e.start_frame / RATE for e in compile_timeline(STEPS, SessionClips(cache, RATE)).events}
-    late = [float(e["start_s"]) - planned[int(e["step"])] for e in says]  # type: ignore[arg-type]
+    late = [e.start_s - planned[e.event.step] for e in says]
     assert late[0] > 0  # the stream started before the first prompt was made
     assert late[-1] > late[0] + 0.5, late  # it fell behind later too, and held between steps
     assert all(b >= a - 1e-6 for a, b in itertools.pairwise(late))
     for event in says:
         # Each prompt is in the output whole and unbroken, exactly where the log says.
-        clip = cache.get(str(event["text"]))
-        start = round(float(event["start_s"]) * RATE)  # type: ignore[arg-type]
-        assert np.array_equal(audio[start : start + len(clip)], clip), event["text"]
+        clip = cache.get(str(event.event.text))
+        start = round(event.start_s * RATE)
+        assert np.array_equal(audio[start : start + len(clip)], clip), event.event.text
 
 
 def test_a_failure_in_the_background_reaches_the_session(tmp_path: Path) -> None:

@@ -24,12 +24,13 @@ import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
 
-from voice_guide.apart.link import LinkError, LinkLost
+from voice_guide.apart.link import Host, LinkError, LinkLost
+from voice_guide.apart.linkthread import LinkThread
 from voice_guide.apart.scheduler import LEAD_S, HostScheduler, Setup
 from voice_guide.cli.apart import _apart_end
 from voice_guide.journal.store import connect, journal_path, list_sessions
@@ -526,10 +527,15 @@ class StubLink:
         coro.close()
 
 
+def _stub_scheduler(link: StubLink, host: SimpleNamespace, notes: list[str]) -> HostScheduler:
+    """Return a HostScheduler over stand-ins for the link thread and the host (the parts its commands read)."""
+    return HostScheduler(cast(LinkThread, link), cast(Host, host), FileIO(None, None), 3, notes.append)
+
+
 def test_link_faults_pause_resume_and_end_the_session() -> None:
     link, host = StubLink(), SimpleNamespace(ended_by=None)
     notes: list[str] = []
-    scheduler = HostScheduler(link, host, FileIO(None, None), 3, notes.append)  # type: ignore[arg-type]
+    scheduler = _stub_scheduler(link, host, notes)
     scheduler.announced[1] = 1000
     keys: list[list[Command]] = [["pause", "skip", "back", "quit"]]
     poll = scheduler.commands(lambda: keys.pop() if keys else [])
@@ -543,13 +549,7 @@ def test_link_faults_pause_resume_and_end_the_session() -> None:
     assert poll() == []
     with pytest.raises(LinkLost):
         _apart_end(scheduler)
-    done = HostScheduler(
-        link,
-        SimpleNamespace(ended_by="peer_quit"),
-        FileIO(None, None),
-        3,  # type: ignore[arg-type]
-        notes.append,
-    )
+    done = _stub_scheduler(link, SimpleNamespace(ended_by="peer_quit"), notes)
     done.finished = True  # the session already reached its end: nothing to quit
     assert done.commands(lambda: [])() == []
     _apart_end(done)
@@ -591,7 +591,7 @@ def test_the_schedulers_never_wait_on_the_links_loop() -> None:
         host._ready = True
         host.speech._put(Speech(True, time.monotonic()))
         hosting = HostScheduler(link, host, Clocked(), 3, lambda _: None)
-        hosting.attach(SimpleNamespace(to_out=lambda f: f, to_session=lambda f: f))  # type: ignore[arg-type]
+        hosting.attach(SimpleNamespace(to_out=lambda f: f, to_session=lambda f: f))
         start = _without_waiting(lambda: hosting.step_start(0, None, 0))
         assert start is not None and start > 0
         heard = _without_waiting(lambda: hosting.merge(Heard(0, {"a": False}, {"a": None})))
@@ -624,7 +624,12 @@ def test_link_log_lines_never_wait_on_a_slow_terminal() -> None:
 
     with logging_off_the_loop(slow_write):
         log = logging.getLogger("voice_guide.apart.link.host")
-        _without_waiting(lambda: [log.warning("line %d", n) or n for n in range(5000)])
+
+        def many_lines() -> None:
+            for n in range(5000):
+                log.warning("line %d", n)
+
+        _without_waiting(many_lines)
         terminal_free.set()
     assert 0 < len(written) <= 203, len(written)
     assert written[0] == "line 0" and "left out" in written[-1]

@@ -87,7 +87,7 @@ def test_writing_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
 
 
 def test_flags_win_over_saved_values_which_win_over_defaults() -> None:
-    prefs = {"a": "Ann", "rate": 170, "headphones": True}
+    prefs: dict[str, str | int | bool] = {"a": "Ann", "rate": 170, "headphones": True}
     resolved = resolve(prefs, {"rate": 120, "headphones": False, "b": None})
     chosen = SessionSettings.from_resolved(resolved)
     assert (chosen.names.a, chosen.names.b, chosen.rate_wpm, chosen.headphones) == ("Ann", "Partner B", 120, False)
