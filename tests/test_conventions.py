@@ -77,6 +77,7 @@ def test_plurals() -> None:
     assert [plural(n, "session") for n in (0, 1, 2)] == ["0 sessions", "1 session", "2 sessions"]
     assert plural(1, "stretch", "stretches") == "1 stretch"
     assert plural(3, "stretch", "stretches") == "3 stretches"
+    assert [plural(n, "minute", spoken=True) for n in (1, 2)] == ["one minute", "two minutes"]
 
 
 def test_analyze_says_1_stretch(cli: Cli, tmp_path: Path) -> None:

@@ -41,10 +41,6 @@ def _since(value: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.astimezone()
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
 def _local(moment: datetime) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M")
 
@@ -126,7 +122,7 @@ def history(
     month_ago = datetime.now(UTC) - timedelta(days=30)
     recent = [r for r in rows if r.started_at >= month_ago and not r.is_test]
     minutes = sum((r.duration_s or 0.0) for r in recent) / 60
-    line = f"last 30 days: {_plural(len(recent), 'session')}, {_plural(round(minutes), 'minute')}"
+    line = f"last 30 days: {plural(len(recent), 'session')}, {plural(round(minutes), 'minute')}"
     shares: dict[tuple[str, str], list[float]] = {}
     for r in recent:
         if r.recap.balance is not None:

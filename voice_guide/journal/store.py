@@ -20,6 +20,7 @@ from typing import Any
 from voice_guide.errors import UsageError, VoiceGuideError
 from voice_guide.live.recap import Recap, recap
 from voice_guide.live.records import QuietObserver, StepRecord
+from voice_guide.script.durations import plural
 
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
@@ -289,7 +290,7 @@ class Journal(QuietObserver):
         self._flush()
         if self._failing and self._pending:
             count = len(self._pending)
-            self.warn(f"warning: {count} step{'' if count == 1 else 's'} of this session could not be journaled")
+            self.warn(f"warning: {plural(count, 'step')} of this session could not be journaled")
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()

@@ -93,7 +93,7 @@ def number_words(n: int) -> str:
 
 
 def _count(n: int, unit: str) -> str:
-    return f"{number_words(n)} {unit}" + ("" if n == 1 else "s")
+    return plural(n, unit, spoken=True)
 
 
 def _in_seconds(written: str | None) -> bool:
@@ -131,6 +131,6 @@ def spoken_duration(seconds: float, written: str | None = None) -> str:
     return f"{_count(minutes, 'minute')} and {_count(secs, 'second')}"
 
 
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """Return '1 session', '2 sessions' (`nouns` for irregular plurals, e.g. 'stretches')."""
-    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
+def plural(count: int, noun: str, nouns: str | None = None, spoken: bool = False) -> str:
+    """Return '1 session', '2 sessions' (`nouns` for irregular plurals, e.g. 'stretches'); `spoken`: 'two sessions'."""
+    return f"{number_words(count) if spoken else count} {noun if count == 1 else (nouns or noun + 's')}"
