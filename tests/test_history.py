@@ -225,6 +225,12 @@ def test_forget_really_deletes(cli: Cli, tmp_path: Path, home: Path) -> None:
     assert cli("history", "forget", "1", "--yes").out.strip() == "deleted 1 session"
     assert json.loads(cli("history", "--json").out) == []
     assert cli("history", "forget", "7", "--yes").code == 2
+    for command in ("show", "export"):  # get_session's UsageError: one line, exit 2
+        gone = cli("history", command, "1")
+        assert (gone.code, gone.err) == (
+            2,
+            "voice-guide: error: no session 1 in the journal (see 'voice-guide history' for the ids)\n",
+        )
     db = sqlite3.connect(journal_path(home / "data"))
     assert db.execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 0
 

@@ -323,9 +323,12 @@ def _bounded(work: Callable[[], object], timeout_s: float) -> bool:
 class SoundDeviceIO:
     """Play and record through PortAudio; one duplex stream when input and output share a device.
 
-    The callback only copies: queued output blocks out, microphone blocks in,
-    each stamped with the output frame being played. A stream that stops or fails
-    makes `exchange` raise DeviceLost; `reopen` then tries the same device, then the default.
+    The callback copies queued output blocks out and microphone blocks in, each
+    stamped with the output frame being played. It never mixes or decides, but it is
+    not lock-free: every queue get and put takes the queue's lock, it takes the `_room`
+    condition to tell `exchange` there is room again, and it allocates a copy of each
+    microphone block. A stream that stops or fails makes `exchange` raise DeviceLost;
+    `reopen` then tries the same device, then the default.
     """
 
     def __init__(

@@ -1,8 +1,9 @@
 """A listen turn as a state machine over speech/silence decisions; pure.
 
-The session feeds one decision per VAD frame, stamped with the output frame at
-which that VAD frame ends, and acts on what `update` returns: a remind tick, or
-the end of the turn. Semantics follow docs/SCRIPT_FORMAT.md ("Listen semantics").
+The session feeds one decision per VAD frame, stamped with the session frame at
+which that VAD frame ends (the session clock, which stands still while the session is
+paused, not the output clock, which runs on), and acts on what `update` returns: a
+remind tick, or the end of the turn. Semantics follow docs/SCRIPT_FORMAT.md ("Listen semantics").
 
 Talk is what the detector confirms as talking (a cough or a knock is not; see
 live/vad.py), counted from where the detector says it began (`talk_since`), which lies
@@ -24,7 +25,11 @@ EndedBy = Literal["time", "silence", "grace", "skip", "quit"]
 
 @dataclass(frozen=True)
 class Turn:
-    """What happened in one listen turn; seconds on the session's output timeline."""
+    """What happened in one listen turn, in seconds.
+
+    `start_s` and `end_s` are on the session clock as `TurnTracker.record` returns them; the
+    session moves them onto the output timeline before it hands the record to others.
+    """
 
     who: str
     planned_s: float
@@ -74,7 +79,7 @@ Action = Remind | End
 
 
 class TurnTracker:
-    """Decide when a listen turn ends from speech decisions; frames are output-clock frames."""
+    """Decide when a listen turn ends from speech decisions; frames are session-clock frames."""
 
     def __init__(self, step: Listen, start_frame: int, sample_rate_hz: int, mic: bool = True) -> None:
         self.step = step
@@ -217,7 +222,7 @@ class TurnTracker:
         return self.ended
 
     def record(self) -> Turn:
-        """Return the finished turn's record; call after the turn has ended."""
+        """Return the finished turn's record, times on the session clock; call after the turn has ended."""
         end = self.ended or End(self.last_frame, "quit")
         rate = self.rate
         clock = self.clock_start if self.clock_start is not None else self.start_frame
