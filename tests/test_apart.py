@@ -126,7 +126,7 @@ def test_the_joiners_turn_ends_on_the_joiners_microphone(apart: Apart, tmp_path:
     subprocess.run(["espeak-ng", "-w", str(speech), "I had a long day and I am glad to be home now."], check=True)
     samples, rate = read_wav(speech)
     talk = analyze(samples, rate)
-    spoken_s = talk["speech"][-1]["end_s"] - talk["speech"][0]["start_s"]
+    spoken_s = talk.speech[-1].end_s - talk.speech[0].start_s
     script = write(tmp_path, "b-talks.yaml", B_TALKS)
     logs = {side: tmp_path / f"{side}.json" for side in ("host", "join")}
     host = apart.host(script, "--code", "2468", "--no-mic", "--log", str(logs["host"]))

@@ -98,7 +98,7 @@ def test_live_turn_ends_on_the_virtual_microphone(pulse: dict[str, str], tmp_pat
     )
     samples, rate = read_wav(speech)
     talk = analyze(samples, rate)
-    spoken_s = talk["speech"][-1]["end_s"] - talk["speech"][0]["start_s"]
+    spoken_s = talk.speech[-1].end_s - talk.speech[0].start_s
     script = write(tmp_path, "turn.yaml", ONE_TURN)
     log = tmp_path / "log.json"
     proc = spawn_cli(["run", str(script), "--headphones", "--log", str(log)], pulse, home)

@@ -383,35 +383,37 @@ def test_analyze_reports_a_spoken_sentence() -> None:
     speech = vs.espeak_clips(RATE)[0]
     x = np.concatenate((background(1.5), speech + background(speech.size / RATE, seed=2), background(2.0, seed=3)))
     report = analyze(x, RATE)
-    assert json.loads(json.dumps(report)) == report
-    assert report["sample_rate"] == RATE
-    assert report["duration_s"] == pytest.approx(x.size / RATE, abs=0.001)
+    doc = report.as_json()
+    assert json.loads(json.dumps(doc)) == doc
+    assert doc["speech"] == [{"start_s": s.start_s, "end_s": s.end_s} for s in report.speech]
+    assert doc["sample_rate"] == report.sample_rate_hz == RATE
+    assert report.duration_s == pytest.approx(x.size / RATE, abs=0.001)
     ((start, end),) = vs.speech_spans(speech, RATE)  # one phrase: its pauses are shorter than the hangover
-    assert len(report["speech"]) == 1
-    assert report["speech"][0]["start_s"] == pytest.approx(1.5 + start / RATE, abs=0.05)
-    assert report["speech"][0]["end_s"] == pytest.approx(1.5 + end / RATE, abs=0.1)
-    assert report["talk_s"] == pytest.approx((end - start) / RATE, abs=0.15)
-    assert report["longest_silence_s"] == pytest.approx(x.size / RATE - report["speech"][0]["end_s"], abs=0.001)
+    (found,) = report.speech
+    assert found.start_s == pytest.approx(1.5 + start / RATE, abs=0.05)
+    assert found.end_s == pytest.approx(1.5 + end / RATE, abs=0.1)
+    assert report.talk_s == pytest.approx((end - start) / RATE, abs=0.15)
+    assert report.longest_silence_s == pytest.approx(x.size / RATE - found.end_s, abs=0.001)
 
 
 def test_analyze_counts_silence_before_between_and_after() -> None:
     report = analyze(burst_signal(), RATE)
-    speech = report["speech"]
+    speech = report.speech
     assert len(speech) == 3
     gaps = [
-        speech[0]["start_s"],
-        *(b["start_s"] - a["end_s"] for a, b in itertools.pairwise(speech)),
-        report["duration_s"] - speech[-1]["end_s"],
+        speech[0].start_s,
+        *(b.start_s - a.end_s for a, b in itertools.pairwise(speech)),
+        report.duration_s - speech[-1].end_s,
     ]
-    assert report["longest_silence_s"] == pytest.approx(max(gaps), abs=0.002)
-    assert report["talk_s"] == pytest.approx(sum(s["end_s"] - s["start_s"] for s in speech), abs=0.002)
+    assert report.longest_silence_s == pytest.approx(max(gaps), abs=0.002)
+    assert report.talk_s == pytest.approx(sum(s.duration_s for s in speech), abs=0.002)
 
 
 def test_analyze_of_silence_has_no_speech() -> None:
     report = analyze(background(3.0), RATE)
-    assert report["speech"] == []
-    assert report["talk_s"] == 0.0
-    assert report["longest_silence_s"] == pytest.approx(3.0)
+    assert report.speech == ()
+    assert report.talk_s == 0.0
+    assert report.longest_silence_s == pytest.approx(3.0)
 
 
 # ---------------------------------------------------------------- claps

@@ -254,12 +254,12 @@ def analyze(
     samples, rate = read_wav(wav)
     report = analyze_speech(samples, rate)
     if as_json:
-        env.out(json.dumps(report, indent=1))
+        env.out(json.dumps(report.as_json(), indent=1))
         return
     env.out(
-        f"{wav}: {format_duration(report['duration_s'])}, speech {report['talk_s']:.1f}s "
-        f"in {plural(len(report['speech']), 'stretch', 'stretches')}, "
-        f"longest silence {report['longest_silence_s']:.1f}s"
+        f"{wav}: {format_duration(report.duration_s)}, speech {report.talk_s:.1f}s "
+        f"in {plural(len(report.speech), 'stretch', 'stretches')}, "
+        f"longest silence {report.longest_silence_s:.1f}s"
     )
-    for seg in report["speech"]:
-        env.out(f"  {seg['start_s']:8.2f} - {seg['end_s']:8.2f}")
+    for seg in report.speech:
+        env.out(f"  {seg.start_s:8.2f} - {seg.end_s:8.2f}")

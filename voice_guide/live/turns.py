@@ -6,7 +6,7 @@ paused, not the output clock, which runs on), and acts on what `update` returns:
 remind tick, or the end of the turn. Semantics follow docs/SCRIPT_FORMAT.md ("Listen semantics").
 
 Talk is what the detector confirms as talking (a cough or a knock is not; see
-live/vad.py), counted from where the detector says it began (`talk_since`), which lies
+live/vad/), counted from where the detector says it began (`talk_since`), which lies
 before the frame at which it was confirmed. Stretches the session leaves out (the
 double clap that paused it) are neither talk nor silence, and the turn's clock runs
 that much longer, so a pause leaves the turn's figures as they would have been.
