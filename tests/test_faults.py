@@ -194,6 +194,8 @@ class FlakyIO:
 
     def abort(self) -> None: ...
 
+    def drop_queued(self) -> None: ...
+
     def reopen(self) -> bool:
         self.tries += 1
         if self.back_at is None or self.tries < self.back_at:

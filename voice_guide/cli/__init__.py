@@ -18,6 +18,8 @@ from voice_guide.cli.app import app
 from voice_guide.cli.env import PROG, Env
 from voice_guide.errors import VoiceGuideError
 
+INTERRUPTED = 130  # the exit status of Ctrl-C, as shells report it
+
 
 def main(argv: Sequence[str] | None = None, env: Env | None = None) -> NoReturn:
     """Run the CLI and exit with its status; map every error to one line on stderr."""
@@ -29,10 +31,13 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> NoReturn:
     try:
         result = command.main(args=args, prog_name=PROG, standalone_mode=False, obj=env)
         code = result if isinstance(result, int) else 0
+        if code == INTERRUPTED:
+            # Typer turns Ctrl-C inside a command into a silent exit 130: say it, as below.
+            code = _fail(env, "interrupted", INTERRUPTED, debug)
     except VoiceGuideError as exc:
         code = _fail(env, exc.one_line(), exc.exit_code, debug)
     except KeyboardInterrupt:
-        code = _fail(env, "interrupted", 130, debug)
+        code = _fail(env, "interrupted", INTERRUPTED, debug)
     except Exception as exc:
         code = _map_other(env, exc, debug)
     sys.exit(code)
@@ -45,7 +50,7 @@ def _map_other(env: Env, exc: Exception, debug: bool) -> int:
         # A bare `voice-guide` (or `voice-guide config`) has printed its help: that is what was asked.
         return 0
     if type(exc).__name__ == "Abort":
-        return _fail(env, "interrupted", 130, debug)
+        return _fail(env, "interrupted", INTERRUPTED, debug)
     if isinstance(exc, BrokenPipeError):
         # `voice-guide list | head`: the reader left; nothing to report.
         return 0
@@ -66,7 +71,7 @@ def _map_other(env: Env, exc: Exception, debug: bool) -> int:
 
 
 def _fail(env: Env, line: str, code: int, debug: bool) -> int:
-    if debug:
+    if debug and sys.exc_info()[0] is not None:
         traceback.print_exc(file=env.stderr)
     env.note(f"{PROG}: error: {' '.join(line.split())}")  # the contract is one line
     return code

@@ -183,7 +183,9 @@ def _migrate(db: sqlite3.Connection) -> None:
             db.execute(f"PRAGMA user_version = {target}")
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        # Ctrl-C can land after COMMIT: a ROLLBACK then would fail and hide it.
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
 
 

@@ -98,6 +98,10 @@ class AudioIO(Protocol):
         """Close at once (Ctrl-C, errors)."""
         ...
 
+    def drop_queued(self) -> None:
+        """Forget output queued but not yet played, so the next block plays at once (the end of a quit)."""
+        ...
+
     def reopen(self) -> bool:
         """After `exchange` raised DeviceLost: try once to open the device again; return True if it plays."""
         ...
@@ -128,6 +132,9 @@ class NullIO:
 
     def abort(self) -> None:
         """Nothing to close."""
+
+    def drop_queued(self) -> None:
+        """Nothing is queued."""
 
     def reopen(self) -> bool:
         """Nothing can be lost."""
@@ -225,6 +232,9 @@ class FileIO:
                 writer.close()
         if out is not None:
             out.discard()
+
+    def drop_queued(self) -> None:
+        """Every block is written as it comes: nothing waits."""
 
     def reopen(self) -> bool:
         """A file cannot be lost."""
@@ -642,6 +652,22 @@ class SoundDeviceIO:
                 self._room.wait(timeout=0.1)
         time.sleep(self.latency_s)  # the device's own buffer
         self.abort()
+
+    def drop_queued(self) -> None:
+        """Forget the output queued ahead of the device (up to `lead_s`), so the next block plays at once.
+
+        Only for the end of a session: frames dropped are never played, so the output frame
+        count no longer matches the device's clock afterwards.
+        """
+        with self._room:
+            while True:
+                try:
+                    block = self._out.get_nowait()
+                except queue.Empty:
+                    break
+                # The callback may take a block meanwhile; each side subtracts only what it took.
+                self._queued -= len(block)
+            self._room.notify()
 
     def abort(self) -> None:
         """Stop and close the stream(s) now, waiting at most CLOSE_TIMEOUT_S."""

@@ -324,8 +324,10 @@ class Session:
             if ended_by == "complete" and self.closing is not None:
                 self._say_closing(self.closing(self._result(ended_by)))
             if ended_by == "quit":
-                # Quit at once: the soft cue's onset, faded, not its 1.8 s ring (which made q take 2.3 s).
+                # Quit at once: the soft cue's onset, faded, not its 1.8 s ring (which made q take 2.3 s),
+                # played next rather than after the lead of session audio already queued.
                 self.feedback.cut(self.clock.out, s_to_frames(QUIT_TICK_S, self.rate))
+                self.io.drop_queued()
             self._pump_feedback()
             self.io.finish()
         except BaseException:

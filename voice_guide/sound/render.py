@@ -36,8 +36,9 @@ BLOCK_FRAMES = 48_000
 # Background speech runs this much nicer than the session, so the mixing loop and the
 # audio callback win the CPU; Piper still makes speech 10x faster than it plays.
 SPEECH_THREAD_NICE = 5
-# How long `close` waits for the prompt being made (Piper: well under a second).
-CLOSE_WAIT_S = 10.0
+# How long `close` waits for the prompt being made. Not for all of it (up to 0.8 s with
+# Piper): a quit or Ctrl-C must end the session at once, and the thread is a daemon.
+CLOSE_WAIT_S = 0.05
 
 
 @dataclass
@@ -115,7 +116,7 @@ class AheadClips(SessionClips):
         return self
 
     def close(self) -> None:
-        """Stop after the prompt being made (it still reaches the cache) and wait for the thread."""
+        """Stop after the prompt being made, waiting at most CLOSE_WAIT_S for it (it is cached if it finishes)."""
         with self._cond:
             self._stop = True
         if self._thread is not None:
