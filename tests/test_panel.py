@@ -178,6 +178,19 @@ def test_time_left_counts_down_without_a_mic_and_q_says_where_it_was_saved(
     assert "time left" not in shown and "q quit" not in shown
 
 
+def test_the_panel_meter_marks_the_detectors_threshold(terminal: Callable[[list[str]], Screen], tmp_path: Path) -> None:
+    script = write(tmp_path, "panel.yaml", PAUSE_ONLY)
+    screen = terminal(["run", str(script)])  # the virtual microphone
+    meter = screen.wait_for(r"mic\s+\[([#.|]+)\]\s+(-?\d+\.\d) dBFS\s+threshold\s+(-?\d+\.\d) dBFS")
+    bar, level, threshold = meter.group(1), float(meter.group(2)), float(meter.group(3))
+    assert bar.count("|") == 1 and len(bar) == 30, bar
+    # The mark sits where the threshold falls on the -80..0 dBFS scale, as in mic-test.
+    assert abs(bar.index("|") - round((max(-80.0, threshold) + 80.0) / 80.0 * 30)) <= 1, (bar, threshold)
+    assert level <= 0.0
+    screen.press("q")
+    assert screen.finish() == 0
+
+
 def test_breath_number_shows_during_a_pacer_and_a_resize_leaves_no_old_frame(
     terminal: Callable[[list[str]], Screen], tmp_path: Path
 ) -> None:

@@ -16,6 +16,7 @@ from voice_guide.cli.options import HeadphonesOpt, InputDeviceOpt, JsonOpt, Outp
 from voice_guide.cli.settings import KEYS, SessionSettings, Value, parse_value, read_prefs, write_prefs
 from voice_guide.errors import AudioDeviceError, UsageError
 from voice_guide.live.audio import AudioIO
+from voice_guide.live.display import meter_line
 from voice_guide.live.mictest import MicCheck, Reading, Report, spoken_verdict
 from voice_guide.sound.levels import Samples
 from voice_guide.sound.render import SessionClips
@@ -26,21 +27,10 @@ TONE_S = 1.0
 # The room's echo of the test sound dies away before listening starts.
 SETTLE_S = 0.3
 PROMPT = "Microphone test. After the tone, say a few words in your normal voice."
-METER_FLOOR_DBFS = -80.0
-METER_WIDTH = 30
 
 
 def _meter(reading: Reading) -> str:
-    def col(db: float) -> int:
-        return round((min(0.0, max(METER_FLOOR_DBFS, db)) - METER_FLOOR_DBFS) / -METER_FLOOR_DBFS * METER_WIDTH)
-
-    filled, mark = col(reading.level_dbfs), min(METER_WIDTH - 1, col(reading.threshold_dbfs))
-    bar = ["#" if i < filled else "." for i in range(METER_WIDTH)]
-    bar[mark] = "|"
-    state = "speech " if reading.speaking else "silence"
-    return (
-        f"mic [{''.join(bar)}] {reading.level_dbfs:6.1f} dBFS   threshold {reading.threshold_dbfs:6.1f} dBFS   {state}"
-    )
+    return "mic " + meter_line(reading.level_dbfs, reading.threshold_dbfs, reading.speaking)
 
 
 def _play(io: AudioIO, clip: Samples, block: int) -> list[Samples]:

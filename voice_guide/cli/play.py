@@ -342,6 +342,7 @@ def _play(
                     paused=lambda: session.paused,
                     device_lost=lambda: session.device_lost,
                     linked=None if scheduler is None else link_up,
+                    threshold_dbfs=lambda: session.threshold_dbfs,
                 )
             )
         try:

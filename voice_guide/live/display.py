@@ -17,7 +17,9 @@ from voice_guide.live.records import PAUSED_NOTE, RESUMED_NOTE, Observer, StepRe
 from voice_guide.script import Breathe, Listen, Pause, Step, step_kind, step_label
 from voice_guide.script.durations import format_duration
 
-METER_FLOOR_DBFS = -70.0
+# The meter's scale: from this level (left) to 0 dBFS (right), in this many cells.
+METER_FLOOR_DBFS = -80.0
+METER_WIDTH = 30
 
 
 class PlainDisplay:
@@ -71,6 +73,8 @@ class PanelSource:
     linked: Callable[[], bool] | None = None
     # True while the sound device is lost and being opened again
     device_lost: Callable[[], bool] | None = None
+    # the detector's threshold in dBFS, marked on the meter; None without a microphone
+    threshold_dbfs: Callable[[], float | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,10 @@ class LiveDisplay:
             hint = "" if self.apart else " (space or a double clap resumes)"
             grid.add_row("", Text("paused" + hint, style="bold yellow"))
         if self.mic:
-            grid.add_row("mic", _meter(self.level, self.threshold_dbfs) if self.heard_any else Text("starting…"))
+            threshold = self.threshold_dbfs
+            if source is not None and source.threshold_dbfs is not None:
+                threshold = source.threshold_dbfs()
+            grid.add_row("mic", _meter(self.level, threshold) if self.heard_any else Text("starting…"))
             talking = ", ".join(w for w, on in self.speaking.items() if on) or "nobody"
             grid.add_row("talking", talking)
         else:
@@ -229,17 +236,35 @@ def _breath(step: Breathe, elapsed_s: float) -> str:
     return f"{number} of {step.count}, {phase}"
 
 
-def _meter(level_dbfs: float, threshold_dbfs: float | None, width: int = 30) -> Text:
+def meter_bar(level_dbfs: float, threshold_dbfs: float | None, width: int = METER_WIDTH) -> str:
+    """Return a level bar, `#` up to the level and `.` beyond, with `|` where the threshold lies."""
+
     def col(db: float) -> int:
         return round((min(0.0, max(METER_FLOOR_DBFS, db)) - METER_FLOOR_DBFS) / -METER_FLOOR_DBFS * width)
 
     filled = col(level_dbfs)
-    bar = Text("█" * filled + "·" * (width - filled), style="green")
+    cells = ["#" if i < filled else "." for i in range(width)]
     if threshold_dbfs is not None:
-        mark = min(width - 1, col(threshold_dbfs))
-        bar.stylize("bold red", mark, mark + 1)
-    bar.append(f" {level_dbfs:5.0f} dBFS")
-    return bar
+        cells[min(width - 1, col(threshold_dbfs))] = "|"
+    return "".join(cells)
+
+
+def meter_line(level_dbfs: float, threshold_dbfs: float | None, speaking: bool | None = None) -> str:
+    """Return the meter as one line: `mic [bar] level dBFS  threshold T dBFS  speech|silence` (mic-test, panel)."""
+    line = f"[{meter_bar(level_dbfs, threshold_dbfs)}] {level_dbfs:6.1f} dBFS"
+    if threshold_dbfs is not None:
+        line += f"   threshold {threshold_dbfs:6.1f} dBFS"
+    if speaking is not None:
+        line += "   speech " if speaking else "   silence"
+    return line
+
+
+def _meter(level_dbfs: float, threshold_dbfs: float | None) -> Text:
+    line = Text(meter_line(level_dbfs, threshold_dbfs), style="green")
+    mark = line.plain.find("|")
+    if mark >= 0:
+        line.stylize("bold red", mark, mark + 1)
+    return line
 
 
 class Fanout:

@@ -90,7 +90,7 @@ class MicCheck:
         self.speech_frames += voiced * frame_len
         if len(decisions):
             self.speaking = bool(decisions[-1])
-        self.threshold_dbfs = self.detector.noise_floor_dbfs + self.detector.config.enter_db
+        self.threshold_dbfs = self.detector.threshold_dbfs
         if not tone_playing:
             self.peak_dbfs = max(self.peak_dbfs, level)
             if voiced:

@@ -86,6 +86,11 @@ class SpeechGate(Protocol):
         """End any talk as of 10 ms frame `frame`: what was heard from there on is not talk."""
         ...
 
+    @property
+    def threshold_dbfs(self) -> float:
+        """Return the level (dBFS) at which a voiced sound would open talk now."""
+        ...
+
 
 class ClapGate(Protocol):
     """A streaming double-clap detector."""
@@ -356,6 +361,11 @@ class Session:
         end = self.clock.session + len(clip)
         while self.clock.session < end:
             self._pump(min(self.block, end - self.clock.session))
+
+    @property
+    def threshold_dbfs(self) -> float | None:
+        """Return the lowest level (dBFS) at which any partner's detector would hear talk now; None without a mic."""
+        return min((gate.threshold_dbfs for gate in self._gates.values()), default=None)
 
     def _result(self, ended_by: SessionEnd) -> SessionResult:
         return SessionResult(

@@ -176,6 +176,11 @@ class VoiceDetector:
         return 10.0 * math.log10(total) if total > SILENT_POWER else SILENCE_DBFS
 
     @property
+    def threshold_dbfs(self) -> float:
+        """Return the level (dBFS) a voiced sound must reach to open talk now: what a meter marks."""
+        return self.noise_floor_dbfs + self.config.enter_db
+
+    @property
     def in_speech(self) -> bool:
         """Return whether the last decided frame was talk."""
         return self._open and self._talk
