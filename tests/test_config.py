@@ -7,6 +7,7 @@ import sqlite3
 import stat
 import tomllib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -100,7 +101,20 @@ def test_engine_voice_and_rate_keys_flow_into_the_settings() -> None:
     assert parse_value("engine", "Espeak") == "espeak"
     chosen = SessionSettings.from_resolved(resolve({"engine": "piper", "voice": "en-gb", "rate": 140}, {}))
     assert (chosen.engine, chosen.voice, chosen.rate_wpm) == ("piper", "en-gb", 140)
-    assert chosen.journal_settings()["engine"] == "piper"
+    kept = chosen.journal_settings()
+    assert (kept.engine, kept.voice, kept.rate_wpm) == ("piper", "en-gb", 140)
+    # The journal's stored document keeps the form older rows have.
+    assert kept.as_json() == {
+        "voice": "en-gb",
+        "rate_wpm": 140,
+        "sample_rate": chosen.sample_rate_hz,
+        "mic": True,
+        "headphones": False,
+        "set": [],
+        "engine": "piper",
+        "offline": False,
+    }
+    assert "offline" not in replace(chosen, apart="join").journal_settings().as_json()
 
 
 def test_parse_value_names_the_key_and_the_expected_form() -> None:

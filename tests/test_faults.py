@@ -238,7 +238,7 @@ def test_a_device_that_stays_lost_ends_the_session_with_the_journal_whole(
     monkeypatch.setattr(session_module, "REOPEN_EVERY_S", 0.001)
     monkeypatch.setattr(session_module, "REOPEN_FOR_S", 0.05)
     steps: list[Step] = [Say("One.", 1), Pause(1.0, 2), Say("Two.", 3), Pause(30.0, 4)]
-    journal = Journal(journal_path(tmp_path), SessionInfo("t", "T", "A", "B", {}), print)
+    journal = Journal(journal_path(tmp_path), SessionInfo("t", "T", "A", "B", None), print)
     io = FlakyIO(fail_at_block=300, back_at_try=None)
     session = Session(steps, Bank(), io, journal)
     with pytest.raises(AudioDeviceError, match="did not come back within 0 s"):

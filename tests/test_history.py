@@ -130,7 +130,7 @@ def test_history_listing_json_csv_and_filters(cli: Cli, tmp_path: Path) -> None:
 
 def _journal_session(home: Path, name_a: str, turns: list[tuple[float, float]], started_at: str | None = None) -> int:
     """Journal one real (not test) session directly, with (talk_s, longest_silence_s) per turn alternating a/b."""
-    journal = Journal(journal_path(home / "data"), SessionInfo("two", "Two turns", name_a, "Bo", {}), print)
+    journal = Journal(journal_path(home / "data"), SessionInfo("two", "Two turns", name_a, "Bo", None), print)
     assert journal.session_id is not None
     for i, (talk_s, silence_s) in enumerate(turns):
         who = name_a if i % 2 == 0 else "Bo"
@@ -346,7 +346,7 @@ def test_unwritable_journal_warns_once_and_the_session_goes_on(cli: Cli, tmp_pat
 
 def _open_and_close(path: str, warnings: Any) -> None:
     notes: list[str] = []
-    Journal(Path(path), SessionInfo("s", "S", "A", "B", {}), notes.append).close("complete", 1.0, 0)
+    Journal(Path(path), SessionInfo("s", "S", "A", "B", None), notes.append).close("complete", 1.0, 0)
     warnings.put(notes)
 
 

@@ -197,7 +197,7 @@ def test_list_escapes_what_it_skips(home: Path, files: Path) -> None:
 
 def test_history_escapes_titles_already_in_the_journal(home: Path, files: Path) -> None:
     # A title written by an older version, before scripts were checked for control characters.
-    journal = Journal(journal_path(home / "data"), SessionInfo("x", f"Bad {ESC}[2J title", "A", "B", {}), print)
+    journal = Journal(journal_path(home / "data"), SessionInfo("x", f"Bad {ESC}[2J title", "A", "B", None), print)
     journal.close("complete", 1.0, 0)
     connect(journal_path(home / "data")).execute(
         "INSERT INTO steps VALUES (1, 0, 'listen', 'a talks', 0, 1, 0, ?, 1, 1, 0, 0, 0, 'time', 0)", (f"A{ESC}[2J",)
@@ -316,7 +316,7 @@ def _record(index: int) -> StepRecord:
 def test_a_journal_that_could_not_be_written_catches_up(tmp_path: Path) -> None:
     warnings: list[str] = []
     path = journal_path(tmp_path)
-    journal = Journal(path, SessionInfo("s", "S", "A", "B", {}), warnings.append)
+    journal = Journal(path, SessionInfo("s", "S", "A", "B", None), warnings.append)
     db = journal._db
     assert db is not None
     # A real SQLITE_FULL: this connection may not grow the file by another page.
@@ -338,7 +338,7 @@ def test_a_journal_unwritable_to_the_end_says_what_was_lost(tmp_path: Path) -> N
     warnings: list[str] = []
     blocker = tmp_path / "data"
     blocker.write_text("a file where the journal's folder should be")
-    journal = Journal(journal_path(blocker), SessionInfo("s", "S", "A", "B", {}), warnings.append)
+    journal = Journal(journal_path(blocker), SessionInfo("s", "S", "A", "B", None), warnings.append)
     journal.step_finished(_record(0))
     journal.close("complete", 1.0, 0)
     assert len(warnings) == 2 and "1 step of" in warnings[1], warnings

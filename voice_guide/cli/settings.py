@@ -14,12 +14,15 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from voice_guide.errors import UsageError
 from voice_guide.script import Names
 from voice_guide.sound.speech.base import DEFAULT_RATE_WPM, ENGINES
 from voice_guide.sound.timeline import DEFAULT_RATE_HZ
+
+if TYPE_CHECKING:
+    from voice_guide.journal.store import PlayedWith
 
 Value = str | int | bool
 Origin = Literal["default", "config file", "flag"]
@@ -263,20 +266,18 @@ class SessionSettings:
         """Return how many input channels to open (at least one)."""
         return max(self.mic_channels.values(), default=0) + 1
 
-    def journal_settings(self) -> dict[str, object]:
+    def journal_settings(self) -> PlayedWith:
         """Return what the journal keeps about how the session was played."""
-        doc: dict[str, object] = {
-            "voice": self.voice,
-            "rate_wpm": self.rate_wpm,
-            "sample_rate": self.sample_rate_hz,
-            "mic": self.mic,
-            "headphones": self.headphones,
-            "set": list(self.sets),
-        }
-        if self.engine is not None:
-            doc["engine"] = self.engine
-        if self.apart is None:
-            doc["offline"] = self.offline
-        else:
-            doc["apart"] = self.apart
-        return doc
+        from voice_guide.journal.store import PlayedWith  # loaded only by the commands that keep a session
+
+        return PlayedWith(
+            voice=self.voice,
+            engine=self.engine,
+            rate_wpm=self.rate_wpm,
+            sample_rate_hz=self.sample_rate_hz,
+            mic=self.mic,
+            headphones=self.headphones,
+            sets=self.sets,
+            offline=self.offline,
+            apart=self.apart,
+        )

@@ -11,11 +11,10 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from voice_guide.errors import UsageError, VoiceGuideError
 from voice_guide.live.recap import Recap, recap
@@ -190,14 +189,47 @@ def _migrate(db: sqlite3.Connection) -> None:
 
 
 @dataclass(frozen=True)
+class PlayedWith:
+    """How a session was played, as the journal keeps it beside the session."""
+
+    voice: str | None
+    engine: str | None
+    rate_wpm: int
+    sample_rate_hz: int
+    mic: bool
+    headphones: bool
+    sets: tuple[str, ...] = ()
+    offline: bool = False
+    apart: str | None = None  # "host" or "join"; None when the session ran on one device
+
+    def as_json(self) -> dict[str, object]:
+        """Return the document stored in the session's row (and shown by `history --json`)."""
+        doc: dict[str, object] = {
+            "voice": self.voice,
+            "rate_wpm": self.rate_wpm,
+            "sample_rate": self.sample_rate_hz,
+            "mic": self.mic,
+            "headphones": self.headphones,
+            "set": list(self.sets),
+        }
+        if self.engine is not None:
+            doc["engine"] = self.engine
+        if self.apart is None:
+            doc["offline"] = self.offline
+        else:
+            doc["apart"] = self.apart
+        return doc
+
+
+@dataclass(frozen=True)
 class SessionInfo:
-    """What is known about a session when it starts."""
+    """What is known about a session when it starts; `settings` None when nobody said (a test's journal)."""
 
     script_id: str
     title: str
     name_a: str
     name_b: str
-    settings: Mapping[str, Any]
+    settings: PlayedWith | None
     is_test: bool = False
 
 
@@ -211,7 +243,7 @@ class Journal(QuietObserver):
     journal is moved aside and the session goes into a fresh one.
     """
 
-    def __init__(self, path: Path, info: SessionInfo, warn: Any) -> None:
+    def __init__(self, path: Path, info: SessionInfo, warn: Callable[[str], None]) -> None:
         self.path = path
         self.info = info
         self.warn = warn
@@ -240,7 +272,7 @@ class Journal(QuietObserver):
                     info.title,
                     info.name_a,
                     info.name_b,
-                    json.dumps(dict(info.settings)),
+                    json.dumps(info.settings.as_json() if info.settings is not None else {}),
                     self._started_at,
                     int(info.is_test),
                 ),
