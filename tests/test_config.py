@@ -14,6 +14,7 @@ import pytest
 import typer
 
 from tests.conftest import CliResult
+from voice_guide.cli import register_commands
 from voice_guide.cli.app import app
 from voice_guide.cli.settings import DEFAULT_WPM, SessionSettings, parse_value, read_prefs, resolve, write_prefs
 from voice_guide.errors import UsageError
@@ -153,6 +154,7 @@ def test_run_journals_the_saved_settings_and_says_where_it_saved(cli: Cli, home:
 
 
 def test_timeout_takes_every_option_run_takes() -> None:
+    register_commands()
     group = typer.main.get_command(app)
     commands = group.commands  # type: ignore[attr-defined]
 

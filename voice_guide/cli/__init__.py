@@ -1,24 +1,79 @@
 """The command line: the only place that builds concrete objects and turns errors into exit codes.
 
 Exit codes: 0 ok, 1 failure, 2 bad input (script, option, file), 130 Ctrl-C.
-Each command group lives in its own module and registers on the one `app`."""
+Each command group lives in its own module and registers on the one `app`; a run of
+one command imports only its module, so `timeout` starts without the two-device link
+and the catalog (about 0.1 s of imports)."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
 import typer
 
-from voice_guide.cli import apart, catalog, config, history, mictest, play, render  # noqa: F401  (registers the commands)
 from voice_guide.cli.app import app
 from voice_guide.cli.env import PROG, Env
 from voice_guide.errors import VoiceGuideError
 
 INTERRUPTED = 130  # the exit status of Ctrl-C, as shells report it
+
+# Every module that registers commands, in the order help lists them.
+COMMAND_MODULES = ("apart", "catalog", "config", "history", "mictest", "play", "render")
+# Which module registers each command (tests/test_cli.py holds this to what the modules register).
+MODULE_OF_COMMAND = {
+    "host": "apart",
+    "join": "apart",
+    "list": "catalog",
+    "show": "catalog",
+    "check": "catalog",
+    "new": "catalog",
+    "voices": "catalog",
+    "devices": "catalog",
+    "analyze": "catalog",
+    "config": "config",
+    "history": "history",
+    "mic-test": "mictest",
+    "setup": "mictest",
+    "run": "play",
+    "timeout": "play",
+    "render": "render",
+    "prepare": "render",
+}
+
+
+def register_commands(args: Sequence[str] = ()) -> None:
+    """Import the module of the command `args` name, or every command module when they name none."""
+    words = [a for a in args if not a.startswith("-")]
+    known = MODULE_OF_COMMAND.get(words[0]) if words else None
+    # Help and shell completion list every command, so they need them all.
+    wanted = (known,) if known and not any(k.endswith("_COMPLETE") for k in os.environ) else COMMAND_MODULES
+    for name in wanted:
+        importlib.import_module(f"voice_guide.cli.{name}")
+
+
+# Commands that open the sound card unless told to use files: PortAudio starts up (about
+# 30 ms of C that releases the GIL) on a thread while Python imports and parses the options.
+LIVE_COMMANDS = ("run", "timeout", "host", "join", "mic-test")
+OFFLINE_FLAGS = ("--out", "--mic-file", "--help", "-h")
+
+
+def _start_audio_library(args: Sequence[str]) -> None:
+    words = [a for a in args if not a.startswith("-")]
+    if words and words[0] in LIVE_COMMANDS and not any(a.split("=")[0] in OFFLINE_FLAGS for a in args):
+        threading.Thread(target=_import_sounddevice, name="voice-guide-audio-init", daemon=True).start()
+
+
+def _import_sounddevice() -> None:
+    # A failure here is raised again, with its one-line message, where the command opens the device.
+    with contextlib.suppress(Exception):
+        importlib.import_module("sounddevice")
 
 
 def main(argv: Sequence[str] | None = None, env: Env | None = None) -> NoReturn:
@@ -27,6 +82,8 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> NoReturn:
     debug = "--debug" in args or bool(os.environ.get("VOICE_GUIDE_DEBUG"))
     args = [a for a in args if a != "--debug"]
     env = env or Env.from_process()
+    _start_audio_library(args)
+    register_commands(args)
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name=PROG, standalone_mode=False, obj=env)

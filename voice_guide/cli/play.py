@@ -8,12 +8,11 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from voice_guide.apart.scheduler import HostScheduler, JoinScheduler
 from voice_guide.cli.app import app, env_of
 from voice_guide.cli.build import check_paths, clip_cache, open_io, plan, progress, settings
 from voice_guide.cli.env import PROG, Env
@@ -51,6 +50,9 @@ from voice_guide.sound.render import AheadClips, SessionClips
 from voice_guide.sound.render import prepare as prepare_clips
 from voice_guide.sound.speech import ClipCache, Pyttsx3Speaker, SpeechIdentity, speech_identity
 from voice_guide.sound.timeline import ClipBank
+
+if TYPE_CHECKING:  # the two-device link is imported by host/join only
+    from voice_guide.apart.scheduler import HostScheduler, JoinScheduler
 
 
 def _print_summary(env: Env, result: SessionResult, names: Names) -> Recap:
@@ -161,35 +163,40 @@ def run(
     # silences stdout process-wide while it speaks (it would swallow the display's lines
     # from another thread), so it, offline runs and --start-at countdowns prepare first.
     ahead = mic_file is None and out is None and target is None and not isinstance(cache.speaker, Pyttsx3Speaker)
-    if not ahead:
-        with progress(env, "Preparing speech") as update:
-            prepare_clips(steps, cache, update)
-            if target is not None:
-                cache.get(COUNTDOWN_TEXT)
-    io = open_io(env, chosen, mic_file=mic_file, out=out, realtime=realtime, channels=chosen.input_channels)
-    channels = chosen.mic_channels
-    if channels and io.input_channels and max(channels.values()) >= io.input_channels:
-        raise UsageError(
-            f"--mic-channels: partner channels {', '.join(str(c + 1) for c in channels.values())},"
-            f" but the input has {plural(io.input_channels, 'channel')}",
-            f"count channels from 1 to {io.input_channels}",
-        )
-    if record is not None:
-        env.note(
-            f"{PROG}: recording the microphone to {record}, as asked (--record)"
-            if io.input_channels
-            else f"{PROG}: --record: there is no microphone to record"
-        )
+    with contextlib.ExitStack() as stack:
+        # Speech starts now, so the voice check, the model and the first prompt are made
+        # while the device opens; the session then starts on its first step's clips.
+        bank = stack.enter_context(AheadClips(cache, chosen.sample_rate_hz, steps)) if ahead else None
+        if not ahead:
+            with progress(env, "Preparing speech") as update:
+                prepare_clips(steps, cache, update)
+                if target is not None:
+                    cache.get(COUNTDOWN_TEXT)
+        io = open_io(env, chosen, mic_file=mic_file, out=out, realtime=realtime, channels=chosen.input_channels)
+        channels = chosen.mic_channels
+        if channels and io.input_channels and max(channels.values()) >= io.input_channels:
+            raise UsageError(
+                f"--mic-channels: partner channels {', '.join(str(c + 1) for c in channels.values())},"
+                f" but the input has {plural(io.input_channels, 'channel')}",
+                f"count channels from 1 to {io.input_channels}",
+            )
+        if record is not None:
+            env.note(
+                f"{PROG}: recording the microphone to {record}, as asked (--record)"
+                if io.input_channels
+                else f"{PROG}: --record: there is no microphone to record"
+            )
 
-    def closing(result: SessionResult) -> str | None:
-        names = chosen.names
-        return None if quiet_summary else closing_line(recap(result.turns, names.a, names.b))
+        def closing(result: SessionResult) -> str | None:
+            names = chosen.names
+            return None if quiet_summary else closing_line(recap(result.turns, names.a, names.b))
 
-    preroll_frames = 0
-    if target is not None:
-        preroll_frames = round(wait_for_countdown(target, env.note) * chosen.sample_rate_hz)
-    live = env.stdout.isatty() and mic_file is None and out is None
-    with AheadClips(cache, chosen.sample_rate_hz, steps) if ahead else contextlib.nullcontext() as bank:
+        preroll_frames = 0
+        if target is not None:
+            preroll_frames = round(wait_for_countdown(target, env.note) * chosen.sample_rate_hz)
+        if bank is not None and steps:
+            bank.wait_ready(steps[0])
+        live = env.stdout.isatty() and mic_file is None and out is None
         play_session(
             env,
             loaded,

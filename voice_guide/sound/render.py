@@ -94,6 +94,7 @@ class AheadClips(SessionClips):
 
     def __init__(self, cache: ClipCache, sample_rate_hz: int, steps: Sequence[Step]) -> None:
         super().__init__(cache, sample_rate_hz)
+        self._steps = tuple(steps)
         self.texts = tuple(spoken_texts(steps))
         self._queued = frozenset(self.texts)
         self._done: dict[str, Samples] = {}
@@ -122,6 +123,19 @@ class AheadClips(SessionClips):
         if self._thread is not None:
             self._thread.join(timeout=CLOSE_WAIT_S)
 
+    def wait_ready(self, step: Step) -> None:
+        """Wait until every prompt of `step` is made; raise the thread's failure if making one failed.
+
+        A live run waits here for its first step before it starts the device, so the
+        first sound is the prompt itself, not silence queued while the prompt was read.
+        """
+        texts = [t for t in spoken_texts([step]) if t in self._queued]
+        with self._cond:
+            while self._failed is None and not all(t in self._done for t in texts):
+                self._cond.wait(timeout=0.1)  # a timeout keeps Ctrl-C prompt on the main thread
+            if self._failed is not None:
+                raise self._failed
+
     def ready(self, step: Step) -> bool:
         """Return True when every prompt of `step` is made (or making it has failed, to be raised now)."""
         with self._cond:
@@ -146,8 +160,13 @@ class AheadClips(SessionClips):
         return super().speech(text)  # not one of the steps' (a closing line): make it here
 
     def _work(self) -> None:
-        _lower_priority()
-        for text in self.texts:
+        # Nothing plays before the first prompt is made, so nothing needs the CPU more: the
+        # thread gives way to the session only after it (while nice, it also gave way to
+        # every other program on a busy machine, and the first sound waited for them).
+        first_count = next((len(spoken_texts([s])) for s in self._steps if spoken_texts([s])), 0)
+        for index, text in enumerate(self.texts):
+            if index == first_count:
+                _lower_priority()
             with self._cond:
                 if self._stop:
                     return
