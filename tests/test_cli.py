@@ -149,3 +149,24 @@ def test_help_on_every_command(home: Path) -> None:
     for command in ("list", "show", "check", "new"):
         proc = _run(command, "--help", home=home)
         assert proc.returncode == 0 and "Usage" in proc.stdout, command
+
+
+def test_a_command_imports_only_the_module_that_registers_it() -> None:
+    code = (
+        "import importlib, sys, typer\n"
+        "from voice_guide.cli import COMMAND_MODULES, MODULE_OF_COMMAND, register_commands\n"
+        "from voice_guide.cli.app import app\n"
+        "register_commands(['timeout', '--no-mic'])\n"
+        "assert 'voice_guide.apart.link' not in sys.modules and 'voice_guide.cli.catalog' not in sys.modules\n"
+        "names = set(typer.main.get_command(app).commands)\n"
+        "assert names == {'run', 'timeout'}, names\n"
+        "seen = dict.fromkeys(names, 'play')\n"
+        "for module in COMMAND_MODULES:\n"
+        "    importlib.import_module(f'voice_guide.cli.{module}')\n"
+        "    now = set(typer.main.get_command(app).commands)\n"
+        "    seen.update({name: module for name in now - names})\n"
+        "    names = now\n"
+        "assert seen == MODULE_OF_COMMAND, seen\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

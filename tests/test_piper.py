@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import subprocess
@@ -13,6 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from voice_guide.cli.build import speech_seeds_dir
+from voice_guide.cli.env import Env
+from voice_guide.cli.play import opening_prompts
 from voice_guide.errors import UsageError
 from voice_guide.paths import UserDirs
 from voice_guide.sound.levels import loudness_lufs
@@ -28,8 +32,9 @@ from voice_guide.sound.speech import (
     make_speaker,
 )
 from voice_guide.sound.speech import piper as piper_engine
-from voice_guide.sound.speech.cache import QUIET_CUES, speech_loudness_lufs
+from voice_guide.sound.speech.cache import QUIET_CUES, read_seed_index, speech_loudness_lufs
 from voice_guide.sound.speech.piper import BUNDLED_MD5, BUNDLED_VOICE, PiperSpeaker, PiperVoiceFile, verified_digest
+from voice_guide.sound.timeline import DEFAULT_RATE_HZ
 from voice_guide.sound.wavfile import read_wav
 
 from .conftest import REPO, CliResult
@@ -274,3 +279,37 @@ def test_without_the_neural_extra_the_default_is_espeak(monkeypatch: pytest.Monk
     with pytest.raises(UsageError, match="Piper engine is not installed") as raised:
         make_speaker(SpeechSettings(engine="piper"), dirs)
     assert "voice-guide[neural]" in raised.value.hint
+
+
+def test_the_shipped_opening_clips_are_keyed_as_the_engine_keys_them(home: Path, tmp_path: Path) -> None:
+    index = read_seed_index(speech_seeds_dir())
+    env = Env(stdout=io.StringIO(), stderr=io.StringIO(), dirs=UserDirs.from_environ({"VOICE_GUIDE_HOME": str(home)}))
+    # What `timeout` says first, without names and with them; remade by tools/speech_seeds.py.
+    assert list(index) == list(opening_prompts(env))
+    speaker = make_speaker(SpeechSettings(engine="piper"), UserDirs.from_environ({"VOICE_GUIDE_HOME": str(home)}))
+    cache = ClipCache(tmp_path, speaker, DEFAULT_RATE_HZ)
+    assert speaker.rate_wpm == DEFAULT_RATE_WPM
+    for text, name in index.items():
+        assert name == cache.path_for(text).name, f"stale seed for {text!r}: run tools/speech_seeds.py"
+        clip, rate = read_wav(speech_seeds_dir() / name)
+        assert rate == DEFAULT_RATE_HZ
+        assert 100 < len(text.split()) / (len(clip) / rate) * 60 < 180  # speech at about the default pace
+
+
+def test_a_first_run_takes_the_shipped_clip_instead_of_the_engine(tmp_path: Path, bundled: PiperVoiceFile) -> None:
+    text = next(iter(read_seed_index(speech_seeds_dir())))
+    speaker = PiperSpeaker(bundled, DEFAULT_RATE_WPM, stamps=tmp_path / "stamps.json")
+    cache = ClipCache(tmp_path / "speech", speaker, DEFAULT_RATE_HZ, seeds=speech_seeds_dir())
+    assert cache.cached(text)
+    clip = cache.get(text)
+    assert cache.synth_calls == 0
+    np.testing.assert_array_equal(clip, read_wav(speech_seeds_dir() / cache.path_for(text).name)[0])
+    assert cache.path_for(text).is_file()  # copied in: the cache alone holds what a session used
+    # The voice was still checked before its clip was used.
+    assert piper_engine.is_stamped(bundled.model, tmp_path / "stamps.json")
+    # Another rate is another clip: the engine speaks it.
+    other = PiperSpeaker(bundled, DEFAULT_RATE_WPM + 10, stamps=tmp_path / "stamps.json")
+    slower = ClipCache(tmp_path / "speech", other, DEFAULT_RATE_HZ, seeds=speech_seeds_dir())
+    assert not slower.cached(text)
+    slower.get(text)
+    assert slower.synth_calls == 1

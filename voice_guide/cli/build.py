@@ -13,8 +13,14 @@ from voice_guide.cli.settings import SessionSettings, Value, read_prefs, resolve
 from voice_guide.errors import AudioDeviceError, UsageError
 from voice_guide.live.audio import AudioIO, DeviceInfo, FileIO, SoundDeviceIO, find_device, list_devices
 from voice_guide.outputs import Output, check_outputs
+from voice_guide.paths import audio_assets_dir
 from voice_guide.script import Chime, Names, Script, Step, expand, parse_overrides
 from voice_guide.sound.speech import ClipCache, SpeechSettings, make_speaker
+
+
+def speech_seeds_dir() -> Path:
+    """Return the shipped clips of the prompts `timeout` opens with (tools/speech_seeds.py makes them)."""
+    return audio_assets_dir() / "speech"
 
 
 def settings(
@@ -58,7 +64,7 @@ def check_paths(
 def clip_cache(env: Env, chosen: SessionSettings) -> ClipCache:
     """Return the speech cache for the chosen engine, voice, rate and sample rate (nothing loads yet)."""
     speaker = make_speaker(SpeechSettings(chosen.engine, chosen.voice, chosen.rate_wpm), env.dirs)
-    return ClipCache(env.dirs.cache / "speech", speaker, chosen.sample_rate_hz)
+    return ClipCache(env.dirs.cache / "speech", speaker, chosen.sample_rate_hz, seeds=speech_seeds_dir())
 
 
 @contextlib.contextmanager

@@ -49,7 +49,7 @@ from voice_guide.script.durations import format_duration, plural
 from voice_guide.sound.render import AheadClips, SessionClips
 from voice_guide.sound.render import prepare as prepare_clips
 from voice_guide.sound.speech import ClipCache, Pyttsx3Speaker, SpeechIdentity, speech_identity
-from voice_guide.sound.timeline import ClipBank
+from voice_guide.sound.timeline import ClipBank, spoken_texts
 
 if TYPE_CHECKING:  # the two-device link is imported by host/join only
     from voice_guide.apart.scheduler import HostScheduler, JoinScheduler
@@ -215,6 +215,13 @@ def run(
 
 TIMEOUT_ID = "timeout-breathing"
 WHO_IS_WHO = "Whoever is nearer the speaker is partner A; the other is partner B."
+
+
+def opening_prompts(env: Env) -> tuple[str, ...]:
+    """Return the first prompt `timeout` says, without saved names and with them (shipped ready-made)."""
+    _, steps = plan(env, TIMEOUT_ID, Names(), ())
+    first = next(t for step in steps for t in spoken_texts([step]))
+    return (WHO_IS_WHO, first)
 
 
 def _who_is_who(env: Env, steps: Sequence[Step]) -> tuple[Step, ...]:

@@ -81,6 +81,20 @@ def speech_identity(speaker: Speaker) -> SpeechIdentity:
     return SpeechIdentity(speaker.engine_id, speaker.voice_id, speaker.voice_digest, speaker.rate_wpm)
 
 
+SEED_INDEX = "index.json"
+
+
+def read_seed_index(folder: Path) -> dict[str, str]:
+    """Return {text: clip file name} of a seeds folder (empty when it has no readable index)."""
+    try:
+        data = json.loads((folder / SEED_INDEX).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
+
+
 def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
     """Return the user's cache folder: <VOICE_GUIDE_HOME>/cache, else the platform's cache dir."""
     return UserDirs.from_environ(environ).cache
@@ -93,15 +107,18 @@ class ClipCache:
     files are written atomically, so processes sharing the folder never read half a
     clip. One prompt is synthesized at a time, so the cache may be used from a
     background thread and the main thread together. `synth_calls` counts how often the
-    engine was asked to speak a prompt.
+    engine was asked to speak a prompt. `seeds` is a folder of clips made ahead and
+    shipped, named by the same key: one found there is copied in instead of synthesized.
     """
 
-    def __init__(self, folder: Path, speaker: Speaker, sample_rate_hz: int) -> None:
+    def __init__(self, folder: Path, speaker: Speaker, sample_rate_hz: int, seeds: Path | None = None) -> None:
         if sample_rate_hz <= 0:
             raise ValueError(f"sample_rate_hz must be positive, got {sample_rate_hz}")
         self.folder = Path(folder)
         self.speaker = speaker
         self.sample_rate_hz = int(sample_rate_hz)
+        self.seeds = seeds
+        self._seed_texts: frozenset[str] | None = None
         self.synth_calls = 0
         self._lock = threading.Lock()
         self._identity: list[object] | None = None
@@ -127,13 +144,22 @@ class ClipCache:
         return self.folder / f"{self.key(text)}.wav"
 
     def cached(self, text: str) -> bool:
-        """Return True when the clip of `text` is on disk already."""
-        return self.path_for(text).is_file()
+        """Return True when the clip of `text` is on disk already (in the cache or the seeds)."""
+        path = self.path_for(text)
+        return path.is_file() or self._seed_of(path) is not None
 
     def get(self, text: str) -> Samples:
-        """Return the conditioned clip of `text` at sample_rate_hz, synthesizing it if not cached."""
+        """Return the conditioned clip of `text` at sample_rate_hz: cached, else seeded, else synthesized."""
+        if self._identity is None and text in self._seeded_texts():
+            # A shipped clip may serve this prompt: check the voice without loading its model
+            # too (the load would slow the first sound; it starts when a prompt needs it).
+            check = getattr(self.speaker, "check", None)
+            if callable(check):
+                check(load_meanwhile=False)
         path = self.path_for(text)
         cached = self._load(path)
+        if cached is None:
+            cached = self._from_seed(path)
         if cached is not None:
             return cached
         return self._synthesize(text, path)
@@ -148,13 +174,39 @@ class ClipCache:
         paths = [self.path_for(text) for text in unique]
         # Existence is enough here (files are written atomically); `get` still remakes
         # a clip that something outside damaged, so a whole library is not read twice.
-        missing = [(text, path) for text, path in zip(unique, paths, strict=True) if not path.is_file()]
+        missing = [
+            (text, path)
+            for text, path in zip(unique, paths, strict=True)
+            if not path.is_file() and self._from_seed(path) is None
+        ]
         if progress is not None:
             progress(0, len(missing))
         for done, (text, path) in enumerate(missing, start=1):
             self._synthesize(text, path)
             if progress is not None:
                 progress(done, len(missing))
+
+    def _seeded_texts(self) -> frozenset[str]:
+        """Return the texts the seeds folder has clips of (its index.json; empty when absent or damaged)."""
+        if self._seed_texts is None:
+            self._seed_texts = frozenset(read_seed_index(self.seeds)) if self.seeds is not None else frozenset()
+        return self._seed_texts
+
+    def _seed_of(self, path: Path) -> Path | None:
+        seed = None if self.seeds is None else self.seeds / path.name
+        return seed if seed is not None and seed.is_file() else None
+
+    def _from_seed(self, path: Path) -> Samples | None:
+        """Copy the shipped clip named like `path` into the cache; return it, or None when there is none."""
+        seed = self._seed_of(path)
+        clip = None if seed is None else self._load(seed)
+        if clip is None:
+            return None
+        # Copied, so the cache alone holds every clip a session used (a later run finds it there).
+        with contextlib.suppress(OSError):
+            self.folder.mkdir(parents=True, exist_ok=True)
+            write_wav(path, clip, self.sample_rate_hz)
+        return clip
 
     def _load(self, path: Path) -> Samples | None:
         if not path.is_file():

@@ -269,8 +269,12 @@ class PiperSpeaker:
     @property
     def voice_digest(self) -> str:
         """Return the sha256 over the voice's model and config digests (checks them the first time)."""
+        return self.check()
+
+    def check(self, *, load_meanwhile: bool = True) -> str:
+        """Check the voice's files the first time (the model loads meanwhile if asked); return its digest."""
         if self._digest is None:
-            if not is_stamped(self.voice.model, self._stamps):
+            if load_meanwhile and not is_stamped(self.voice.model, self._stamps):
                 # Never used here before, so no clip of it can be cached: load the model
                 # while its files are checked (the first prompt waits for both). It is
                 # used only once the check has passed.
