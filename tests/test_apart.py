@@ -42,6 +42,8 @@ from voice_guide.script import Chime, Listen, Step
 from voice_guide.sound.align import find_clip
 from voice_guide.sound.render import SessionClips
 from voice_guide.sound.speech import ClipCache
+from voice_guide.sound.speech import piper as piper_engine
+from voice_guide.sound.speech.piper import BUNDLED_VOICE
 from voice_guide.sound.wavfile import read_wav
 
 from .conftest import Apart, default_speaker, finish, record_monitor, write
@@ -633,3 +635,38 @@ def test_link_log_lines_never_wait_on_a_slow_terminal() -> None:
         terminal_free.set()
     assert 0 < len(written) <= 203, len(written)
     assert written[0] == "line 0" and "left out" in written[-1]
+
+
+def test_a_joiner_without_the_hosts_voice_speaks_with_its_own_and_goes_on(
+    pair: dict[str, dict[str, str]], tmp_path: Path, home: Path
+) -> None:
+    bundled = piper_engine.bundled_voice()
+    assert bundled is not None, "the neural extra is part of the test install (make test)"
+    # A Piper voice only the host has: in its own voices folder, by name.
+    host_home, join_home = tmp_path / "host-home", tmp_path / "join-home"
+    voices = host_home / "data" / "voices"
+    voices.mkdir(parents=True)
+    (voices / "en_US-hostonly-medium.onnx").symlink_to(bundled.model)
+    (voices / "en_US-hostonly-medium.onnx.json").symlink_to(bundled.config)
+    script = write(tmp_path, "in-step.yaml", IN_STEP)
+    logs = {side: tmp_path / f"{side}.json" for side in ("host", "join")}
+    voice = ["--voice", "en_US-hostonly-medium"]
+    host = spawn_cli(
+        ["host", str(script), "--port", "0", "--code", "4712", "--no-mic", *voice, "--log", str(logs["host"])],
+        pair["host"],
+        host_home,
+    )
+    joiner = spawn_cli(
+        ["join", _address(host), "--code", "4712", "--no-mic", "--log", str(logs["join"])], pair["join"], join_home
+    )
+    (host_code, _, host_err), (join_code, _, join_err) = _finish(host, joiner)
+    assert host_code == 0, host_err
+    assert join_code == 0, join_err
+    said = [line for line in join_err.splitlines() if "en_US-hostonly-medium" in line]
+    assert len(said) == 1, join_err
+    assert "cannot be used on this device" in said[0] and f"piper voice {BUNDLED_VOICE} instead" in said[0]
+    docs = {side: json.loads(path.read_text()) for side, path in logs.items()}
+    assert docs["host"]["speech"]["voice"] == "en_US-hostonly-medium"
+    assert docs["join"]["speech"]["voice"] == BUNDLED_VOICE
+    # The session went on in step: the joiner played every step the host did.
+    assert [e["kind"] for e in docs["join"]["events"]] == [e["kind"] for e in docs["host"]["events"]]

@@ -35,9 +35,11 @@ from voice_guide.cli.options import (
     VoiceOpt,
 )
 from voice_guide.cli.play import play_session
+from voice_guide.cli.settings import SessionSettings
 from voice_guide.errors import UsageError
 from voice_guide.live.audio import AudioIO
 from voice_guide.sound.render import prepare as prepare_clips
+from voice_guide.sound.speech import ClipCache
 
 
 @contextlib.contextmanager
@@ -81,6 +83,37 @@ def _apart_end(scheduler: HostScheduler | JoinScheduler) -> None:
             "the link to your partner's device was lost and did not come back",
             hint="the session so far is saved; check the network, then start a new one",
         )
+
+
+def _speech_here(env: Env, chosen: SessionSettings, own: SessionSettings) -> tuple[SessionSettings, ClipCache]:
+    """Speak with the host's voice if this device has it, else with this device's own voice, else espeak-ng's.
+
+    The host names its voice as it knows it (a name in its voices folder, a path on its
+    disk); this device may not have it, and a session in another voice beats none.
+    """
+    tries = [
+        chosen,
+        replace(chosen, engine=own.engine, voice=own.voice),
+        replace(chosen, engine="espeak", voice=None),
+    ]
+    refused: UsageError | None = None
+    for candidate in tries:
+        try:
+            cache = clip_cache(env, candidate)
+            _ = cache.speaker.voice_digest  # finds (and checks) the voice now, not in the middle of the session
+        except UsageError as exc:  # VoiceError included: a voice missing or not its published self
+            refused = refused or exc
+            continue
+        if refused is not None:
+            speaker = cache.speaker
+            what = f"the host's voice {chosen.voice!r}" if chosen.voice else "the voice set here"
+            env.note(
+                f"{PROG}: {what} cannot be used on this device ({refused.message}); "
+                f"speaking with {speaker.engine_id} voice {speaker.voice_id} instead"
+            )
+        return candidate, cache
+    assert refused is not None
+    raise refused
 
 
 @app.command("host")
@@ -222,7 +255,8 @@ def join_cmd(
             chosen = replace(
                 settings(env, flags, mic=not no_mic, sets=setup.sets), mic_channels={JOINER_WHO: 0}, apart="join"
             )
-            cache = clip_cache(env, chosen)
+            own = settings(env, {**flags, "voice": None}, mic=not no_mic, sets=setup.sets)
+            chosen, cache = _speech_here(env, chosen, own)
             with progress(env, "Preparing speech") as update:
                 prepare_clips(steps, cache, update)
             io = open_io(env, chosen)
