@@ -1,6 +1,6 @@
 """Benchmark speech: real-time factor, pace and loudness per engine, cold `prepare --all`, first sound.
 
-Run: python -m bench.tts_bench (the first-sound figures need the PulseAudio that
+Run: python -m bench.tts_bench [--first-sound] (the first-sound figures need the PulseAudio that
 `make bench` starts and are skipped without it). Both engines speak the same prompts
 in the same run, so their figures compare by ratio; nothing here asserts a time.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+import voice_guide
 from bench.live_bench import _first_sound_after_paplay_s
 from voice_guide.paths import UserDirs, builtin_scripts_dir
 from voice_guide.script import Names, expand
@@ -30,6 +31,7 @@ from voice_guide.sound.wavfile import read_wav, write_wav
 
 RATE = 48_000
 ENGINES = ("piper", "espeak")
+FIRST_SOUND_RUNS = 5
 QUIET_CUES = ("remind", "soft")
 
 
@@ -113,11 +115,14 @@ def _prepare_all_s(engine: str, scratch: Path) -> float:
 
 def _first_sound(scratch: Path) -> dict[str, float]:
     """Time `voice-guide timeout` to its first sound, cold (empty cache) and warm, against paplay."""
+    # An installed package has its bytecode compiled; a checkout run with
+    # PYTHONDONTWRITEBYTECODE would compile every module on every launch (about 90 ms here).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(voice_guide.__file__).parent)], check=True)
     click = scratch / "click.wav"
     write_wav(click, np.r_[np.full(480, 0.3, np.float32), np.zeros(4800, np.float32)], RATE)
     command = [sys.executable, "-m", "voice_guide", "timeout", "--no-mic"]
     cold, warm = [], []
-    for attempt in range(3):
+    for attempt in range(FIRST_SOUND_RUNS):
         home = scratch / f"first-{attempt}"
         env = {**os.environ, "VOICE_GUIDE_HOME": str(home)}
         cold.append(_first_sound_after_paplay_s(command, click, scratch, env, listen_s=6.0))
@@ -138,8 +143,11 @@ def _first_sound(scratch: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    """Print the speech figures for the README's performance table."""
+    """Print the speech figures for the README's performance table (--first-sound: only time to first sound)."""
     scratch = Path(tempfile.mkdtemp(prefix="vg-tts-bench-"))
+    if "--first-sound" in sys.argv[1:]:
+        _print_first_sound(scratch)
+        return
     env = {**os.environ, "VOICE_GUIDE_HOME": str(scratch / "home")}
     texts = _library_prompts()
     sample = [t for t in texts if len(t.split()) >= 6][::4]
@@ -164,12 +172,16 @@ def main() -> None:
             f"{engine:<6} cold `prepare --all` ({len(texts)} prompts): {_prepare_all_s(engine, scratch):.1f} s",
             flush=True,
         )
+    _print_first_sound(scratch)
+
+
+def _print_first_sound(scratch: Path) -> None:
     if shutil.which("parec") and os.environ.get("PULSE_SERVER"):
         first = _first_sound(scratch)
         print(
             f"time to first sound, `voice-guide timeout` beyond paplay's: empty cache {first['cold_ms']:.0f} ms "
             f"(worst {first['cold_worst_ms']:.0f}), warm {first['warm_ms']:.0f} ms "
-            f"(worst {first['warm_worst_ms']:.0f}), median of 3, same recording as the click"
+            f"(worst {first['warm_worst_ms']:.0f}), median of {FIRST_SOUND_RUNS}, same recording as the click"
         )
     else:
         print("time to first sound: skipped (no PulseAudio from tools/pulse.sh)")

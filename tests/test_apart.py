@@ -670,3 +670,32 @@ def test_a_joiner_without_the_hosts_voice_speaks_with_its_own_and_goes_on(
     assert docs["join"]["speech"]["voice"] == BUNDLED_VOICE
     # The session went on in step: the joiner played every step the host did.
     assert [e["kind"] for e in docs["join"]["events"]] == [e["kind"] for e in docs["host"]["events"]]
+
+
+def test_the_host_announces_a_step_only_once_its_speech_is_made() -> None:
+    from voice_guide.apart.link import Host
+    from voice_guide.apart.linkthread import LinkThread
+
+    made: set[int] = {0}
+    link = LinkThread()
+    try:
+        host = link.call(_make(lambda: Host("1-acorn-acorn")))
+        host._ready = True  # the partner's device said it is ready
+        hosting = HostScheduler(link, host, Clocked(), 3, lambda _: None, made.__contains__)
+        hosting.attach(SimpleNamespace(to_out=lambda f: f, to_session=lambda f: f))  # type: ignore[arg-type]
+        first = hosting.step_start(0, None, 0)
+        assert first is not None
+        # Step 1's speech is still being made: its start is not announced when step 0's end is known...
+        hosting.step_placed(0, Chime("start", 1), first, first + RATE)
+        assert 1 not in hosting.announced
+        # ...and both devices hold at the boundary (no start yet) until it is made.
+        assert hosting.step_start(1, None, first + RATE) is None
+        made.add(1)
+        assert hosting.step_start(1, None, first + RATE) == hosting.announced[1] >= first + RATE
+        hosting.step_placed(1, Chime("end", 2), first + RATE, first + 2 * RATE)
+        assert 2 not in hosting.announced
+        made.add(2)
+        hosting.step_placed(1, Chime("end", 2), first + RATE, first + 2 * RATE)
+        assert hosting.announced[2] == first + 2 * RATE
+    finally:
+        link.close()

@@ -205,14 +205,26 @@ class _Base:
 
 
 class HostScheduler(_Base):
-    """The host decides: each step's start at host time, announced to the joiner ahead of it."""
+    """The host decides: each step's start at host time, announced to the joiner ahead of it.
+
+    `clips_ready(index)` says whether this device's speech for step `index` is made (speech
+    made in the background): a step is announced only once it is, so when synthesis falls
+    behind both devices hold at the same step boundary instead of this one starting late.
+    """
 
     def __init__(
-        self, link: LinkThread, host: Host, io: TimedIO, total_steps: int, note: Callable[[str], None]
+        self,
+        link: LinkThread,
+        host: Host,
+        io: TimedIO,
+        total_steps: int,
+        note: Callable[[str], None],
+        clips_ready: Callable[[int], bool] | None = None,
     ) -> None:
         super().__init__(link, io, note)
         self.host = host
         self.total = total_steps
+        self.clips_ready = clips_ready
         self.announced: dict[int, int] = {}  # step index -> output frame
         self.ready = False
         self._waiting_noted = False
@@ -249,7 +261,7 @@ class HostScheduler(_Base):
         known = self.announced.get(index)
         if known is not None and known >= earliest_out:
             return known
-        if not self._joiner_ready():
+        if not self._joiner_ready() or not self._clips_ready(index):
             return None
         lead_s = FIRST_LEAD_S if index == 0 else LEAD_S
         soonest = self.io.frame_at_time(time.monotonic() + lead_s)
@@ -260,9 +272,12 @@ class HostScheduler(_Base):
         return target
 
     def step_placed(self, index: int, step: Step, start_out: int, end_out: int | None) -> None:
-        """A step whose end is known: announce the next one now, so there is no gap."""
-        if end_out is not None:
+        """A step whose end is known: announce the next one now, so there is no gap (if its speech is made)."""
+        if end_out is not None and self._clips_ready(index + 1):
             self._announce(index + 1, end_out)
+
+    def _clips_ready(self, index: int) -> bool:
+        return self.clips_ready is None or index >= self.total or self.clips_ready(index)
 
     def hears(self, who: str) -> bool:
         return who == JOINER_WHO

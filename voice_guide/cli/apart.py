@@ -38,8 +38,9 @@ from voice_guide.cli.play import play_session
 from voice_guide.cli.settings import SessionSettings
 from voice_guide.errors import UsageError
 from voice_guide.live.audio import AudioIO
+from voice_guide.sound.render import AheadClips
 from voice_guide.sound.render import prepare as prepare_clips
-from voice_guide.sound.speech import ClipCache
+from voice_guide.sound.speech import ClipCache, Pyttsx3Speaker
 
 
 @contextlib.contextmanager
@@ -156,11 +157,16 @@ def host_cmd(
     text = env.library().resolve(script).read_bytes().decode("utf-8")
     setup = Setup(loaded.id, text, names.a, names.b, chosen.sets, chosen.voice, chosen.rate_wpm, chosen.sample_rate_hz)
     cache = clip_cache(env, chosen)
-    with progress(env, "Preparing speech") as update:
-        prepare_clips(steps, cache, update)
+    # Piper's speech is made in the background from here on, while the partner joins: the
+    # code shows at once, and the scheduler announces a step only once its speech is made.
+    # espeak-ng prepares first (it is quick, and it silences stdout while it speaks).
+    bank = None if isinstance(cache.speaker, Pyttsx3Speaker) else AheadClips(cache, chosen.sample_rate_hz, steps)
+    if bank is None:
+        with progress(env, "Preparing speech") as update:
+            prepare_clips(steps, cache, update)
     io = open_io(env, chosen)
     new_codes: queue.SimpleQueue[str] = queue.SimpleQueue()
-    with _apart_link(env) as link:
+    with _apart_link(env) as link, bank or contextlib.nullcontext():
 
         async def start() -> Host:
             return await Host(
@@ -193,7 +199,8 @@ def host_cmd(
                 env.note(f"{PROG}: listening on every interface; give your partner this device's own address")
             link.wait(host.wait_joined(), show_new_codes)
             env.note(f"{PROG}: your partner joined")
-            scheduler = HostScheduler(link, host, _timed(io), len(steps), _apart_note(env))
+            made = None if bank is None else (lambda index, clips=bank: clips.ready(steps[index]))
+            scheduler = HostScheduler(link, host, _timed(io), len(steps), _apart_note(env), made)
             play_session(
                 env,
                 loaded,
@@ -205,6 +212,7 @@ def host_cmd(
                 log=log,
                 scheduler=scheduler,
                 commands=scheduler.commands,
+                bank=bank,
             )
         finally:
             link.call(host.quit(), 10.0)
@@ -257,6 +265,9 @@ def join_cmd(
             )
             own = settings(env, {**flags, "voice": None}, mic=not no_mic, sets=setup.sets)
             chosen, cache = _speech_here(env, chosen, own)
+            # Made in full before this device says it is ready: the host times each step on
+            # both devices, and the link has no word yet for "my speech for step N is made",
+            # so speech falling behind here could not hold the host at a boundary.
             with progress(env, "Preparing speech") as update:
                 prepare_clips(steps, cache, update)
             io = open_io(env, chosen)
