@@ -637,9 +637,7 @@ def test_link_log_lines_never_wait_on_a_slow_terminal() -> None:
     assert written[0] == "line 0" and "left out" in written[-1]
 
 
-def test_a_joiner_without_the_hosts_voice_speaks_with_its_own_and_goes_on(
-    pair: dict[str, dict[str, str]], tmp_path: Path, home: Path
-) -> None:
+def test_a_joiner_without_the_hosts_voice_speaks_with_its_own_and_goes_on(apart: Apart, tmp_path: Path) -> None:
     bundled = piper_engine.bundled_voice()
     assert bundled is not None, "the neural extra is part of the test install (make test)"
     # A Piper voice only the host has: in its own voices folder, by name.
@@ -650,16 +648,14 @@ def test_a_joiner_without_the_hosts_voice_speaks_with_its_own_and_goes_on(
     (voices / "en_US-hostonly-medium.onnx.json").symlink_to(bundled.config)
     script = write(tmp_path, "in-step.yaml", IN_STEP)
     logs = {side: tmp_path / f"{side}.json" for side in ("host", "join")}
-    voice = ["--voice", "en_US-hostonly-medium"]
-    host = spawn_cli(
-        ["host", str(script), "--port", "0", "--code", "4712", "--no-mic", *voice, "--log", str(logs["host"])],
-        pair["host"],
-        host_home,
-    )
-    joiner = spawn_cli(
-        ["join", _address(host), "--code", "4712", "--no-mic", "--log", str(logs["join"])], pair["join"], join_home
-    )
-    (host_code, _, host_err), (join_code, _, join_err) = _finish(host, joiner)
+    hosting, joining = Apart(apart.envs, host_home), Apart(apart.envs, join_home)
+    try:
+        host = hosting.host(script, "--no-mic", "--voice", "en_US-hostonly-medium", "--log", str(logs["host"]))
+        joiner = joining.join(host.address, host.code, "--no-mic", "--log", str(logs["join"]))
+        (host_code, _, host_err), (join_code, _, join_err) = finish(host.proc, joiner)
+    finally:
+        hosting.close()
+        joining.close()
     assert host_code == 0, host_err
     assert join_code == 0, join_err
     said = [line for line in join_err.splitlines() if "en_US-hostonly-medium" in line]
@@ -682,7 +678,7 @@ def test_the_host_announces_a_step_only_once_its_speech_is_made() -> None:
         host = link.call(_make(lambda: Host("1-acorn-acorn")))
         host._ready = True  # the partner's device said it is ready
         hosting = HostScheduler(link, host, Clocked(), 3, lambda _: None, made.__contains__)
-        hosting.attach(SimpleNamespace(to_out=lambda f: f, to_session=lambda f: f))  # type: ignore[arg-type]
+        hosting.attach(SimpleNamespace(to_out=lambda f: f, to_session=lambda f: f))
         first = hosting.step_start(0, None, 0)
         assert first is not None
         # Step 1's speech is still being made: its start is not announced when step 0's end is known...
