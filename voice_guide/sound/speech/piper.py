@@ -212,7 +212,7 @@ def _write_stamps(stamps: Path, known: dict[str, dict[str, str]]) -> None:
     # A stamp only saves time; failing to write one must not stop the voice.
     try:
         stamps.parent.mkdir(parents=True, exist_ok=True)
-        tmp = stamps.with_name(f".{stamps.name}.{os.getpid()}.tmp")
+        tmp = stamps.with_name(f".{stamps.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(known, indent=0), encoding="utf-8")
         os.replace(tmp, stamps)
     except OSError as exc:
