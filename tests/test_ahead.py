@@ -15,7 +15,7 @@ from voice_guide.errors import SpeechEngineError
 from voice_guide.live.audio import FileIO
 from voice_guide.live.records import LoggedEvent, StepRecord
 from voice_guide.live.session import Session
-from voice_guide.script import Say, Step
+from voice_guide.script import Chime, Say, Step
 from voice_guide.sound.levels import Samples
 from voice_guide.sound.render import AheadClips, SessionClips
 from voice_guide.sound.speech import ClipCache, Pyttsx3Speaker, Speaker
@@ -141,3 +141,22 @@ def test_the_real_default_engine_starts_before_the_rest_is_made(tmp_path: Path, 
         clip = cache.get(str(event.event.text))
         start = round(event.start_s * RATE)
         assert np.array_equal(audio[start : start + len(clip)], clip)
+
+
+def test_waiting_for_the_first_step_returns_with_its_prompt_made_or_raises(tmp_path: Path) -> None:
+    # A live run waits here before it starts the device, so its first sound is the prompt.
+    slow = SlowSpeaker(Pyttsx3Speaker(), delay_s=0.3)
+    steps: list[Step] = [Chime("start", 1), *STEPS]
+    with AheadClips(ClipCache(tmp_path / "cache", slow, RATE), RATE, steps) as bank:
+        bank.wait_ready(steps[0])  # a chime needs no speech: at once
+        bank.wait_ready(steps[1])
+        assert bank.ready(steps[1])
+        assert bank.made < len(bank.texts)  # the rest is still being made
+
+    class Broken(SlowSpeaker):
+        def synthesize(self, text: str) -> tuple[Samples, int]:
+            raise SpeechEngineError(f"cannot speak {text!r}")
+
+    broken = ClipCache(tmp_path / "broken", Broken(Pyttsx3Speaker(), 0.0), RATE)
+    with AheadClips(broken, RATE, STEPS) as bank, pytest.raises(SpeechEngineError, match=r"cannot speak 'Sit down\.'"):
+        bank.wait_ready(STEPS[0])
