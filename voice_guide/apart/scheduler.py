@@ -208,8 +208,9 @@ class HostScheduler(_Base):
     """The host decides: each step's start at host time, announced to the joiner ahead of it.
 
     `clips_ready(index)` says whether this device's speech for step `index` is made (speech
-    made in the background): a step is announced only once it is, so when synthesis falls
-    behind both devices hold at the same step boundary instead of this one starting late.
+    made in the background), and the joiner tells for how many steps its own is: a step is
+    announced only once both have it, so when synthesis falls behind on either device both
+    hold at the same step boundary instead of one starting late.
     """
 
     def __init__(
@@ -277,7 +278,11 @@ class HostScheduler(_Base):
             self._announce(index + 1, end_out)
 
     def _clips_ready(self, index: int) -> bool:
-        return self.clips_ready is None or index >= self.total or self.clips_ready(index)
+        """Return whether both devices have step `index`'s speech made (a joiner that never said has it all)."""
+        if index >= self.total:
+            return True
+        made = self.host.partner_made
+        return (self.clips_ready is None or self.clips_ready(index)) and (made is None or made > index)
 
     def hears(self, who: str) -> bool:
         return who == JOINER_WHO
@@ -299,7 +304,12 @@ class HostScheduler(_Base):
 
 
 class JoinScheduler(_Base):
-    """The joiner follows: each step starts at the host's time, mapped onto this device's output clock."""
+    """The joiner follows: each step starts at the host's time, mapped onto this device's output clock.
+
+    `steps_made()` counts the leading steps whose speech is made here (speech made in the
+    background); it is told to the host before this device says it is ready, which it
+    does once the first step's speech is made. Later counts go with `tell_made`.
+    """
 
     def __init__(
         self,
@@ -309,9 +319,11 @@ class JoinScheduler(_Base):
         total_steps: int,
         note: Callable[[str], None],
         sample_rate_hz: int,
+        steps_made: Callable[[], int] | None = None,
     ) -> None:
         super().__init__(link, io, note)
         self.joiner = joiner
+        self.steps_made = steps_made
         self.rate = sample_rate_hz
         self.total = total_steps
         self.starts: dict[int, float] = {}  # step index -> local monotonic seconds
@@ -340,8 +352,12 @@ class JoinScheduler(_Base):
     def step_start(self, index: int, step: Step | None, earliest_out: int) -> int | None:
         """Return the output frame the host set for step `index`; None until it has said."""
         if not self._said_ready and self.io.time_of_frame(0) is not None:
-            self._said_ready = True
-            self.link.submit(self.joiner.send_ready())
+            made = None if self.steps_made is None else self.steps_made()
+            if made is None or made > 0:
+                self._said_ready = True
+                if made is not None:
+                    self.link.submit(self.joiner.send_made(made))
+                self.link.submit(self.joiner.send_ready())
         target = self._frame_of(index)
         if target is None:
             return None
@@ -355,6 +371,11 @@ class JoinScheduler(_Base):
                 "(slow network?)"
             )
         return max(target, earliest_out)
+
+    def tell_made(self) -> None:
+        """Tell the host how many steps' speech is made here now (safe from any thread)."""
+        if self.steps_made is not None:
+            self.link.submit(self.joiner.send_made(self.steps_made()))
 
     def decides_turn(self, step: Listen) -> bool:
         return False

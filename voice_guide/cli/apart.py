@@ -265,25 +265,50 @@ def join_cmd(
             )
             own = settings(env, {**flags, "voice": None}, mic=not no_mic, sets=setup.sets)
             chosen, cache = _speech_here(env, chosen, own)
-            # Made in full before this device says it is ready: the host times each step on
-            # both devices, and the link has no word yet for "my speech for step N is made",
-            # so speech falling behind here could not hold the host at a boundary.
-            with progress(env, "Preparing speech") as update:
-                prepare_clips(steps, cache, update)
-            io = open_io(env, chosen)
-            scheduler = JoinScheduler(link, joiner, _timed(io), len(steps), _apart_note(env), setup.sample_rate_hz)
-            play_session(
-                env,
-                loaded,
-                steps,
-                chosen,
-                cache,
-                io,
-                live=env.stdout.isatty(),
-                log=log,
-                scheduler=scheduler,
-                commands=scheduler.commands,
+            # As on the host: Piper's speech is made in the background. The host hears for how
+            # many steps it is made (first before "ready", then as each prompt is made) and
+            # announces no step beyond, so both devices hold at one boundary if this one falls behind.
+            bank = (
+                None
+                if isinstance(cache.speaker, Pyttsx3Speaker)
+                else AheadClips(cache, chosen.sample_rate_hz, steps, on_made=lambda: tell_host())
             )
+            if bank is None:
+                with progress(env, "Preparing speech") as update:
+                    prepare_clips(steps, cache, update)
+            io = open_io(env, chosen)
+
+            def steps_made() -> int:
+                assert bank is not None
+                return next((i for i, step in enumerate(steps) if not bank.ready(step)), len(steps))
+
+            scheduler = JoinScheduler(
+                link,
+                joiner,
+                _timed(io),
+                len(steps),
+                _apart_note(env),
+                setup.sample_rate_hz,
+                None if bank is None else steps_made,
+            )
+
+            def tell_host() -> None:
+                scheduler.tell_made()
+
+            with bank or contextlib.nullcontext():
+                play_session(
+                    env,
+                    loaded,
+                    steps,
+                    chosen,
+                    cache,
+                    io,
+                    live=env.stdout.isatty(),
+                    log=log,
+                    scheduler=scheduler,
+                    commands=scheduler.commands,
+                    bank=bank,
+                )
         finally:
             link.call(joiner.quit(), 10.0)
     _apart_end(scheduler)

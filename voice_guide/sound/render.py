@@ -89,11 +89,18 @@ class AheadClips(SessionClips):
     whether a step could start now, so a live session can hold at a step boundary
     (playing silence) instead of stalling inside a prompt. A failure on the thread is
     raised by the `speech` call that needed the clip. Use as a context manager, or
-    `start` and `close`.
+    `start` and `close`; `on_made` hears of each prompt made (apart mode tells the host).
     """
 
-    def __init__(self, cache: ClipCache, sample_rate_hz: int, steps: Sequence[Step]) -> None:
+    def __init__(
+        self,
+        cache: ClipCache,
+        sample_rate_hz: int,
+        steps: Sequence[Step],
+        on_made: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(cache, sample_rate_hz)
+        self._on_made = on_made  # called on the speech thread after each prompt is made
         self._steps = tuple(steps)
         self.texts = tuple(spoken_texts(steps))
         self._queued = frozenset(self.texts)
@@ -180,6 +187,8 @@ class AheadClips(SessionClips):
             with self._cond:
                 self._done[text] = clip
                 self._cond.notify_all()
+            if self._on_made is not None:
+                self._on_made()
 
 
 def _lower_priority() -> None:

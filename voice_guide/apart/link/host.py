@@ -130,6 +130,7 @@ class Host(Peer):
         self._unpaired = 0  # open connections that have not paired
         self._joined = asyncio.Event()
         self._ready = False
+        self._partner_made: int | None = None
         self._waiting_since_loss = False
         self._expiry: asyncio.Task[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -246,6 +247,11 @@ class Host(Peer):
     def ready(self) -> bool:
         """Return whether the partner said it is ready to play (safe to read from any thread)."""
         return self._ready
+
+    @property
+    def partner_made(self) -> int | None:
+        """Return for how many steps the partner's speech is made, or None if it never said (all, once ready)."""
+        return self._partner_made
 
     def now_s(self) -> float:
         """Return the host clock in seconds (the shared timeline)."""
@@ -457,6 +463,8 @@ class Host(Peer):
         elif kind == "speech":
             if self._fresh("speech", (message["speaking"], message["at_host_s"])):
                 self.speech._put(Speech(message["speaking"], message["at_host_s"]))
+        elif kind == "made":
+            self._partner_made = max(self._partner_made or 0, message["steps"])
         elif kind == "ready":
             self._ready = True
         elif kind in ("pause", "resume"):

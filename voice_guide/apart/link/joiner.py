@@ -167,6 +167,10 @@ class Joiner(Peer):
     ) -> None:
         await self.quit()
 
+    async def send_made(self, steps: int) -> bool:
+        """Tell the host this device's speech is made for its first `steps` steps (it announces no step beyond)."""
+        return await self._send_state("made", "made", steps=int(steps))
+
     async def send_ready(self) -> bool:
         """Tell the host this device is ready to play (speech prepared, output running)."""
         return await self._send_state("ready", "ready")

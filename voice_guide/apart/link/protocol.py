@@ -5,7 +5,7 @@ sealed by `channel.Channel` (so none of it is readable on the wire); the fields 
 type are fixed (`_SCHEMA`), and anything else is dropped, never fatal.
 
     host -> joiner   hello{setup}  pong{id, t0, host_s}  step{index, at_host_s}
-    joiner -> host   ready{}  ping{id, t0}  speech{speaking, at_host_s}
+    joiner -> host   made{steps}  ready{}  ping{id, t0}  speech{speaking, at_host_s}
     both ways        pause{at_host_s}  resume{at_host_s}  quit{}
 
 All times are seconds on a monotonic clock. The host's clock is the shared timeline
@@ -49,6 +49,7 @@ def _fields(**kinds: _Kind) -> Mapping[str, _Kind]:
 _SCHEMA: Final[Mapping[str, Mapping[str, _Kind]]] = MappingProxyType(
     {
         "hello": _fields(setup="object"),
+        "made": _fields(steps="count"),
         "ready": _fields(),
         "ping": _fields(id="count", t0="time"),
         "pong": _fields(id="count", t0="time", host_s="time"),
