@@ -311,9 +311,15 @@ def _prompt(path: Path, sample_rate_hz: int) -> Samples:
     return decode(path, sample_rate_hz)
 
 
-def babble(n: int, sample_rate_hz: int, rng: np.random.Generator, voices: int = 6) -> Samples:
-    """Return unit-power babble (a TV or a party next door): `voices` streams of es/ru prompts, each unbroken."""
-    files = [f for lang in ("es", "ru") for f in prompt_files(lang)]
+def babble(
+    n: int, sample_rate_hz: int, rng: np.random.Generator, voices: int = 6, files: list[Path] | None = None
+) -> Samples:
+    """Return unit-power babble (a TV or a party next door): `voices` streams of prompts, each unbroken.
+
+    The prompts are the es and ru voices' unless `files` are given (the unit tests, which have only en).
+    """
+    if files is None:
+        files = [f for lang in ("es", "ru") for f in prompt_files(lang)]
     out = np.zeros(n, np.float64)
     for _ in range(voices):
         stream: list[Samples] = []

@@ -378,6 +378,60 @@ def test_utterance_onsets_are_found_promptly(snr_db: float | None, median_s: flo
     assert max(abs(e) for e in errors) <= worst_s
 
 
+# ---------------------------------------------------------------- babble (other voices in the room)
+
+
+@functools.cache
+def en_babble(seconds: float, seed: int) -> Samples:
+    """Six unbroken streams of the en voice's tuning prompts, at unit power (the test prompts are the partner)."""
+    files = sc.split(sc.prompt_files("en"), "tune")
+    return sc.babble(round(seconds * RATE), RATE, np.random.default_rng(seed), files=files)
+
+
+MINIMUM_ONLY = VadConfig(spread_db=60.0)  # the floor of minimum statistics alone, for contrast
+
+
+@needs_corpus
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_floor_rises_to_babble_where_a_minimum_stays_under_it(seed: int) -> None:
+    x = en_babble(12.0, seed) * np.float32(db(-35.0)) + background(12.0)
+    babble_dbfs = float(10.0 * np.log10(np.mean(10.0 ** (VoiceDetector(RATE).band_levels_dbfs(x[-3 * RATE :]) / 10))))
+    spread, minimum = VoiceDetector(RATE), VoiceDetector(RATE, MINIMUM_ONLY)
+    spread.push(x)
+    minimum.push(x)
+    assert abs(spread.noise_floor_dbfs - babble_dbfs) <= 2.0
+    assert minimum.noise_floor_dbfs <= babble_dbfs - 5.0
+
+
+@pytest.mark.parametrize("kind", ["pink", "white", "brown"])
+def test_steady_noise_keeps_the_floor_of_its_minimum(kind: str) -> None:
+    # Steady noise barely dips under its mean: the babble floor must change nothing there.
+    n = 12 * RATE
+    x = (steady_noise(n, RATE, np.random.default_rng(3), kind) * np.float32(db(-40.0))).astype(np.float32)
+    spread, minimum = VoiceDetector(RATE), VoiceDetector(RATE, MINIMUM_ONLY)
+    assert np.array_equal(spread.push(x), minimum.push(x))
+    assert spread.noise_floor_dbfs == pytest.approx(minimum.noise_floor_dbfs, abs=0.01)
+
+
+@needs_corpus
+def test_an_answer_over_babble_is_found_and_its_talk_ends_with_it() -> None:
+    answer = sc.prompt("en", "agent-alreadyon", RATE)
+    power = sc.Corpus(answer.samples, answer.labels, RATE, ()).speech_power()
+    x = en_babble(20.0, 0) * np.float32(math.sqrt(power / 10.0))  # 10 dB under the answer
+    x += background(20.0)
+    at_s = 8.0
+    x[round(at_s * RATE) : round(at_s * RATE) + answer.samples.size] += answer.samples
+    spoken = np.flatnonzero(answer.labels)
+    start_s, end_s = at_s + spoken[0] * FRAME_S, at_s + (spoken[-1] + 1) * FRAME_S
+    for config, ends_with_it in ((VadConfig(), True), (MINIMUM_ONLY, False)):
+        regions = [s for s in detect_speech(x, RATE, config) if s.end_s > start_s and s.start_s < end_s + 1.5]
+        # With the babble floor, the talk over the answer stops within 0.3 s of its end and nothing
+        # is talk for the 1.5 s after it (a turn's until_silence would end there); the minimum's floor
+        # takes the babble for talk straight through.
+        last_end_s = max(s.end_s for s in regions)
+        assert bool(abs(last_end_s - end_s) <= 0.3) == ends_with_it, [(s.start_s, s.end_s) for s in regions]
+
+
 @needs_espeak
 def test_analyze_reports_a_spoken_sentence() -> None:
     speech = vs.espeak_clips(RATE)[0]

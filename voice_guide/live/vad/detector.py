@@ -11,6 +11,10 @@ How `VoiceDetector` decides (each figure chosen on the real recordings of bench/
    down, so it cannot climb into a long answer; while talk goes on the floors may rise
    only `floor_hold_rise_db` (a voice held without a pause), for up to `floor_hold_s`.
    Exact zeros (a muted microphone, a noise gate) are no room and leave them alone.
+   Babble (other voices: a television, a party) dips far under its mean, so its minimum
+   is no floor for it: where `spread_bands` bands have a low percentile of their recent
+   levels `spread_db` or more over their minimum, the floor is that percentile raised by
+   `spread_gain_db`; while talk goes on it too may rise only `floor_hold_rise_db`.
 3. A frame's score is the mean SNR of its best `top_bands` bands: speech stands out
    where the noise is weak, whatever its colour. A region opens once `start_s` of frames
    score `enter_db` (a click is too short), stays open while the score is over `exit_db`,
@@ -37,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from voice_guide.live.vad.bands import BandAnalyzer, band_levels_dbfs
-from voice_guide.live.vad.floor import MinimumFloor
+from voice_guide.live.vad.floor import MinimumFloor, SpreadFloor
 from voice_guide.live.vad.frames import SILENT_POWER, Decisions, Framer, IgnoreMask, Levels, Power, frame_length
 from voice_guide.sound.levels import SILENCE_DBFS, Samples
 
@@ -86,6 +90,16 @@ class VadConfig:
     """How far over the held floors they may rise meanwhile (a voice's own quietest moments)."""
     floor_bias_db: float = 2.0
     """The quietest level sits under the noise's mean by about this much; it is added back."""
+    spread_quantile: float = 0.2
+    """Percentile of the levels over `floor_window_s` that babble's floor is read from (floor.py)."""
+    spread_db: float = 3.0
+    """How far that percentile must lie over the minimum for a band to sound like babble (steady noise:
+    0.7-2.4 dB, six voices: 4.5-8 dB)."""
+    spread_bands: int = 3
+    """Bands that must sound like babble at once before it counts: other voices are wide band, one band's
+    flutter (the narrow low band of a steady noise, a long answer's own levels) is not babble."""
+    spread_gain_db: float = 3.0
+    """Babble's floor lies this far over that percentile."""
     calibration_s: float = 0.01
     """Opening stretch (ignored frames not counted) heard before anything is decided."""
     ignore_tail_s: float = 0.15
@@ -98,6 +112,8 @@ class VadConfig:
             raise ValueError(f"bands_hz must be (low, high) pairs with 0 < low < high, got {self.bands_hz}")
         if not 1 <= self.top_bands <= len(self.bands_hz):
             raise ValueError(f"top_bands must lie in 1-{len(self.bands_hz)}, got {self.top_bands}")
+        if not 1 <= self.spread_bands <= len(self.bands_hz) or not 0.0 <= self.spread_quantile < 1.0:
+            raise ValueError(f"spread_bands must lie in 1-{len(self.bands_hz)} and spread_quantile in [0, 1)")
         if min(self.start_s, self.hangover_s, self.smooth_s, self.calibration_s, self.floor_window_s) <= 0.0:
             raise ValueError("start_s, hangover_s, smooth_s, calibration_s and floor_window_s must be positive")
 
@@ -139,10 +155,16 @@ class VoiceDetector:
 
         self._framer = Framer(self.frame_len)
         self._minimum = MinimumFloor(self.frame_s, cfg.floor_window_s, cfg.floor_bias_db)
+        self._spread = SpreadFloor(
+            self.frame_s, cfg.floor_window_s, cfg.spread_quantile, cfg.spread_db, cfg.spread_gain_db, cfg.spread_bands
+        )
         self._smooth: Power | None = None
         self._level: Power | None = None
         self._floor = np.zeros(len(cfg.bands_hz))
-        self._held = self._floor  # the floors when the talk in progress was confirmed
+        self._held = self._floor  # the minimum's floors when the talk in progress was confirmed
+        self._min_floor = self._floor
+        self._spread_now: Power | None = None
+        self._spread_held: Power | None = None  # the babble floors when the talk in progress was confirmed
         self._frame = 0
         self._counted = 0
         self._tail = 0
@@ -263,8 +285,25 @@ class VoiceDetector:
             level = level + np.where(bands > level, self._alpha, self._release) * (bands - level)
         self._smooth, self._level = smooth, level
         floor = self._minimum.update(smooth)
-        if self._open and self._talk and frame - self._region_start < self._hold_frames:
+        talking = self._open and self._talk
+        if talking and frame - self._region_start < self._hold_frames:
             floor = np.minimum(floor, self._held * self._hold_rise)
+        self._min_floor = floor
+        assert self._minimum.low is not None
+        holding = talking and frame - self._region_start < self._hold_frames
+        spread = self._spread.update(smooth, self._minimum.low)
+        self._spread_now = spread
+        if spread is not None and holding:
+            # As the minimum's: while talk goes on the babble floor may rise only so far over where
+            # it was, so a long answer never becomes its percentile. Talk confirmed before a whole
+            # window was heard has none to hold: a television already on when listening began
+            # takes the estimate once two windows are heard (a first answer is seldom longer).
+            if self._spread_held is None and self._spread.windows_heard >= 2.0:
+                self._spread_held = spread
+            held = self._spread_held
+            spread = np.minimum(spread, held * self._hold_rise) if held is not None else None
+        if spread is not None:
+            floor = np.maximum(floor, spread)
         self._floor = floor
         self._counted += 1
         if self._counted <= self._calib_frames:
@@ -324,7 +363,8 @@ class VoiceDetector:
         return len(voiced) >= self._voiced_frames
 
     def _confirm(self) -> None:
-        self._held = self._floor
+        self._held = self._min_floor
+        self._spread_held = self._spread_now
         self._talk = True
         self._talk_start = self._region_start
         self._last_voiced = self._region_last
