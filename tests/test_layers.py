@@ -41,6 +41,7 @@ PURE_CORE = [
     "live/vad/report.py",
     "live/vad/claps.py",
     "live/turns.py",
+    "live/gates.py",
     "script/durations.py",
 ]
 # Packages that reach a device, an engine, a database, a network or another process.

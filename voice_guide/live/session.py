@@ -16,13 +16,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from voice_guide.errors import AudioDeviceError
 from voice_guide.live.audio import AudioIO, DeviceLost, MicBlock
+from voice_guide.live.gates import ClapGate, Scheduler, SpeechGate
+from voice_guide.live.mic import MicHealth, MicRecorder
 from voice_guide.live.records import (
     PAUSED_NOTE,
     RESUMED_NOTE,
@@ -36,11 +38,9 @@ from voice_guide.live.records import (
     StepRecord,
 )
 from voice_guide.live.turns import End, Remind, Turn, TurnTracker
-from voice_guide.outputs import PRIVATE_MODE, StreamedFile, write_failed
 from voice_guide.script import Listen, Step, step_kind, step_label
 from voice_guide.sound.levels import Samples, rms_dbfs
 from voice_guide.sound.timeline import AheadBank, ClipBank, Event, Mixer, place_step, remind_event, s_to_frames
-from voice_guide.sound.wavfile import to_pcm16, wav_writer
 
 log = logging.getLogger(__name__)
 
@@ -63,155 +63,6 @@ MIC_LINES = {
     "clipping": "The microphone is too loud to listen to; this turn will run its full time.",
 }
 MIC_LINE_GAIN = 0.5
-
-
-class SpeechGate(Protocol):
-    """A streaming voice-activity detector: one decision per 10 ms frame of what it is fed."""
-
-    def push(self, samples: Samples, ignore: bool | npt.NDArray[np.bool_] = False) -> npt.NDArray[np.bool_]:
-        """Take samples (`ignore` per sample, or for all); return a decision per 10 ms frame completed."""
-        ...
-
-    @property
-    def last_voiced_frame(self) -> int:
-        """Return the last 10 ms frame (counted from the first) that had voice in it; -1 if none."""
-        ...
-
-    @property
-    def speech_start_frame(self) -> int | None:
-        """Return the 10 ms frame where the current (or last) talk began; None if none yet."""
-        ...
-
-    def cut(self, frame: int) -> None:
-        """End any talk as of 10 ms frame `frame`: what was heard from there on is not talk."""
-        ...
-
-    @property
-    def threshold_dbfs(self) -> float:
-        """Return the level (dBFS) at which a voiced sound would open talk now."""
-        ...
-
-
-class ClapGate(Protocol):
-    """A streaming double-clap detector."""
-
-    def push(self, samples: Samples) -> npt.NDArray[np.bool_]:
-        """Take samples; return True for each 10 ms frame at which a double clap completed."""
-        ...
-
-    @property
-    def pair_start_frame(self) -> int:
-        """Return the 10 ms frame in which the last double clap's first clap began; -1 if none."""
-        ...
-
-
-class Scheduler(Protocol):
-    """Who decides when steps start, when another device shares the timeline (apart mode; see apart.py).
-
-    Frames here are output frames. Index `len(steps)` stands for the end of the session,
-    so both devices finish together.
-    """
-
-    def step_start(self, index: int, step: Step | None, earliest_out: int) -> int | None:
-        """Return the output frame step `index` starts at (silence until then); None: not known yet, ask again."""
-        ...
-
-    def step_placed(self, index: int, step: Step, start_out: int, end_out: int | None) -> None:
-        """Hear that step `index` started; `end_out` is where it ends when that is already known."""
-        ...
-
-    def decides_turn(self, step: Listen) -> bool:
-        """Return True if this device's turn tracker ends the listen step, False if `turn_end` does."""
-        ...
-
-    def turn_end(self, index: int) -> int | None:
-        """Return the output frame a listen step that ends elsewhere ends at; None: not known yet."""
-        ...
-
-    def hears(self, who: str) -> bool:
-        """Return True if `who` is heard on the other device (their speech arrives through `merge`)."""
-        ...
-
-    def report(self, heard: list[Heard]) -> None:
-        """Take this device's own verdicts as they come (to tell the other device)."""
-        ...
-
-    def merge(self, heard: Heard) -> Heard:
-        """Return the verdict with the partners heard on the other device added."""
-        ...
-
-
-class MicHealth:
-    """Watch the microphone all session: it goes unheard on digital silence or clipping, and comes back.
-
-    Digital silence (exact zeros: a muted source, a closed noise gate) over a whole window
-    makes it unheard; the first block with any sound in it brings it back at once.
-    Clipping over a share of a window makes it unheard until a window without it.
-    """
-
-    # Judge over this much audio: long enough not to trip on one shout, or on a virtual
-    # microphone (a sound server's monitor) that is exactly silent until someone talks.
-    WINDOW_S = 10.0
-    CLIPPED_SHARE = 0.05
-
-    def __init__(self, sample_rate_hz: int) -> None:
-        self.window = round(self.WINDOW_S * sample_rate_hz)
-        self.seen = self.nonzero = self.clipped = 0
-        self.problem: Literal["silent", "clipping"] | None = None
-
-    def check(self, samples: npt.NDArray[np.float32]) -> bool:
-        """Take mic samples (frames x channels); return True when `problem` has just changed."""
-        sounding = int(np.count_nonzero(np.any(samples != 0.0, axis=1)))
-        if self.problem == "silent" and sounding:
-            self.problem = None
-            self.seen = self.nonzero = self.clipped = 0
-            return True
-        self.seen += samples.shape[0]
-        self.nonzero += sounding
-        self.clipped += int(np.count_nonzero(np.any(np.abs(samples) >= 0.999, axis=1)))
-        if self.seen < self.window:
-            return False
-        verdict: Literal["silent", "clipping"] | None = None
-        if self.nonzero == 0:
-            verdict = "silent"
-        elif self.clipped > self.CLIPPED_SHARE * self.seen:
-            verdict = "clipping"
-        self.seen = self.nonzero = self.clipped = 0
-        changed = verdict != self.problem
-        self.problem = verdict
-        return changed
-
-    def describe(self) -> str:
-        """Return the current problem in words (for the screen)."""
-        if self.problem == "silent":
-            return "the microphone sends only silence (is it muted?)"
-        if self.problem == "clipping":
-            return "the microphone is clipping (turn its level down)"
-        return "the microphone is heard again"
-
-
-class MicRecorder:
-    """Append microphone blocks to a private (0600) 16-bit WAV as they arrive; it appears at `path` on close."""
-
-    def __init__(self, path: Path, sample_rate_hz: int, channels: int) -> None:
-        self._file = StreamedFile(path, PRIVATE_MODE)
-        self._wav = wav_writer(self._file.file, channels, sample_rate_hz)
-
-    def write(self, samples: npt.NDArray[np.float32]) -> None:
-        """Append frames x channels samples."""
-        try:
-            self._wav.writeframes(to_pcm16(samples.reshape(-1)))
-        except OSError as exc:  # a full disk: one line, exit 1
-            raise write_failed(self._file.path, exc) from None
-
-    def close(self) -> None:
-        """Finish the file and rename it into place (a session cut short keeps what was recorded)."""
-        try:
-            self._wav.close()
-        except OSError:
-            self._file.discard()
-            raise
-        self._file.commit()
 
 
 class _Clock:
