@@ -1,38 +1,25 @@
-"""Audio in and out behind one small protocol: real devices, WAV files, or nothing.
-
-The session hands `exchange` one block of output at a time and gets back the
-microphone blocks that have arrived, each stamped with the output frame at which
-it was heard. Stamping input with the output clock keeps one timeline even when
-input and output are different devices whose clocks drift apart.
-Only `SoundDeviceIO` imports sounddevice, and only when it is built.
-"""
+"""Real sound devices through PortAudio (sounddevice, imported when first needed): listing, choosing, and
+SoundDeviceIO, which plays and records with time limits on every call that can hang."""
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import queue
 import threading
 import time
-import wave
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from voice_guide.errors import AudioDeviceError, UsageError
-from voice_guide.outputs import StreamedFile, write_failed
-from voice_guide.sound.clips import resample
+from voice_guide.live.audio.base import DeviceLost, IOStats, MicBlock
 from voice_guide.sound.levels import Samples
-from voice_guide.sound.wavfile import read_wav_channels, to_pcm16, wav_writer
 
 log = logging.getLogger(__name__)
 
-MicSamples = npt.NDArray[np.float32]  # frames x channels
 # Measure drift between two devices only over a stretch long enough to mean something.
 DRIFT_AFTER_S = 10.0
 # How many recent callbacks the output clock's time estimate is taken over (apart mode).
@@ -47,201 +34,6 @@ STALL_S = 2.0
 OPEN_TIMEOUT_S = 3.0
 # The period each callback handles; 0 lets PortAudio choose.
 BLOCK_S = 0.0
-
-
-class DeviceLost(AudioDeviceError):
-    """A stream stopped or failed mid-session (unplugged, sound server restarted, poll failure)."""
-
-
-@dataclass(frozen=True)
-class MicBlock:
-    """Microphone samples heard while output frames [start_frame, start_frame + len) played."""
-
-    start_frame: int
-    samples: MicSamples
-    # True when these samples are padding past the end of a --mic-file, not something heard.
-    past_end: bool = False
-
-
-@dataclass
-class IOStats:
-    """Counts the session reports: a healthy run has zero underruns and overruns."""
-
-    underruns: int = 0
-    overruns: int = 0
-    # How far the input device's clock runs from the output's, in parts per million
-    # (two devices only; None until measured). Mic blocks are stamped with the output
-    # clock as they arrive, so this drift never accumulates on the session timeline.
-    drift_ppm: float | None = None
-
-
-class AudioIO(Protocol):
-    """What a session needs from audio hardware (or its stand-in)."""
-
-    sample_rate_hz: int
-    input_channels: int  # 0 when there is no microphone
-    stats: IOStats
-
-    def start(self) -> None:
-        """Open the devices or files."""
-        ...
-
-    def exchange(self, block: Samples) -> list[MicBlock]:
-        """Queue `block` for output; return the microphone blocks that arrived meanwhile."""
-        ...
-
-    def finish(self) -> None:
-        """Let queued output play out, then close."""
-        ...
-
-    def abort(self) -> None:
-        """Close at once (Ctrl-C, errors)."""
-        ...
-
-    def drop_queued(self) -> None:
-        """Forget output queued but not yet played, so the next block plays at once (the end of a quit)."""
-        ...
-
-    def reopen(self) -> bool:
-        """After `exchange` raised DeviceLost: try once to open the device again; return True if it plays."""
-        ...
-
-
-# ---------------------------------------------------------------- no audio
-
-
-@dataclass
-class NullIO:
-    """Plays nothing and hears nothing, as fast as the CPU goes (dry runs, tests)."""
-
-    sample_rate_hz: int = 48_000
-    input_channels: int = 0
-    stats: IOStats = field(default_factory=IOStats)
-    frames_out: int = 0
-
-    def start(self) -> None:
-        """Nothing to open."""
-
-    def exchange(self, block: Samples) -> list[MicBlock]:
-        """Count the frames and hear nothing."""
-        self.frames_out += len(block)
-        return []
-
-    def finish(self) -> None:
-        """Nothing to close."""
-
-    def abort(self) -> None:
-        """Nothing to close."""
-
-    def drop_queued(self) -> None:
-        """Nothing is queued."""
-
-    def reopen(self) -> bool:
-        """Nothing can be lost."""
-        return True
-
-
-# ---------------------------------------------------------------- files
-
-
-class FileIO:
-    """The microphone read from a WAV (silence after its end), the output written to a WAV.
-
-    The mic file's first sample is what the microphone hears at the session's first
-    output frame, so tests can place speech at known session times. Runs as fast
-    as the CPU allows, or at the pace of real time with `realtime=True`.
-    """
-
-    def __init__(
-        self, mic_path: Path | None, out_path: Path | None, sample_rate_hz: int = 48_000, realtime: bool = False
-    ) -> None:
-        self.sample_rate_hz = sample_rate_hz
-        self.stats = IOStats()
-        self.realtime = realtime
-        self.out_path = out_path
-        self._mic: MicSamples | None = None
-        if mic_path is not None:
-            samples, rate = read_wav_channels(mic_path)
-            if rate != sample_rate_hz:
-                samples = np.stack(
-                    [resample(samples[:, c], rate, sample_rate_hz) for c in range(samples.shape[1])], axis=1
-                )
-            self._mic = samples.astype(np.float32)
-        self.input_channels = 0 if self._mic is None else self._mic.shape[1]
-        self._writer: wave.Wave_write | None = None
-        self._out_file: StreamedFile | None = None
-        self._frames = 0
-        self._t0 = 0.0
-
-    def start(self) -> None:
-        """Open the output WAV (a temp file beside it until `finish`)."""
-        if self.out_path is not None:
-            self._out_file = StreamedFile(self.out_path)
-            self._writer = wav_writer(self._out_file.file, 1, self.sample_rate_hz)
-        self._t0 = time.monotonic()
-
-    def exchange(self, block: Samples) -> list[MicBlock]:
-        """Write `block`; return the mic samples for the same frames."""
-        start = self._frames
-        self._frames += len(block)
-        if self._writer is not None:
-            try:
-                self._writer.writeframes(to_pcm16(block))
-            except OSError as exc:  # a full disk: one line, exit 1
-                raise write_failed(self.out_path or Path("--out"), exc) from None
-        if self.realtime:
-            ahead_s = self._frames / self.sample_rate_hz - (time.monotonic() - self._t0)
-            if ahead_s > 0:
-                time.sleep(ahead_s)
-        if self._mic is None:
-            return []
-        mic = self._mic[start : start + len(block)]
-        if len(mic) < len(block):
-            if start >= len(self._mic):
-                return [MicBlock(start, np.zeros((len(block), self.input_channels), np.float32), past_end=True)]
-            mic = np.concatenate([mic, np.zeros((len(block) - len(mic), self.input_channels), np.float32)])
-        return [MicBlock(start, mic)]
-
-    # Apart mode maps the shared timeline onto the output clock (realtime runs only mean much).
-    def time_of_frame(self, frame: int) -> float | None:
-        """Return the monotonic time in seconds at which output frame `frame` is written; None before start."""
-        return self._t0 + frame / self.sample_rate_hz if self._t0 else None
-
-    def frame_at_time(self, t_s: float) -> int | None:
-        """Return the output frame written at monotonic time `t_s` (nearest); None before start."""
-        return round((t_s - self._t0) * self.sample_rate_hz) if self._t0 else None
-
-    def finish(self) -> None:
-        """Complete the output WAV and rename it over the target."""
-        writer, out = self._writer, self._out_file
-        self._writer = self._out_file = None
-        if writer is not None and out is not None:
-            try:
-                writer.close()
-            except OSError:
-                out.discard()
-                raise
-            out.commit()
-
-    def abort(self) -> None:
-        """Drop the unfinished output WAV: an old file at the target stays whole."""
-        writer, out = self._writer, self._out_file
-        self._writer = self._out_file = None
-        if writer is not None:
-            with contextlib.suppress(OSError):
-                writer.close()
-        if out is not None:
-            out.discard()
-
-    def drop_queued(self) -> None:
-        """Every block is written as it comes: nothing waits."""
-
-    def reopen(self) -> bool:
-        """A file cannot be lost."""
-        return True
-
-
-# ---------------------------------------------------------------- real devices
 
 
 @dataclass(frozen=True)
