@@ -15,13 +15,13 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from bench import launch
 from voice_guide.sound.align import find_clip
 from voice_guide.sound.tones import synth_cue
 
@@ -30,22 +30,6 @@ RATE = 48_000
 
 def _pactl(*args: str) -> str:
     return subprocess.run(["pactl", *args], check=True, capture_output=True, text=True).stdout.strip()
-
-
-def _cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "voice_guide", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def _address(host: subprocess.Popen[str]) -> tuple[str, str]:
-    """Read the host's 'joins with' line (the code it made itself); return (HOST:PORT, code)."""
-    assert host.stdout is not None
-    for line in host.stdout:
-        if "joins with" in line:
-            words = line.split(" join ", 1)[1].split()
-            return words[0], words[words.index("--code") + 1]
-    raise SystemExit("the host printed no address")
 
 
 def _link_figures(rounds: int = 15) -> None:
@@ -112,20 +96,7 @@ def main() -> None:
     if args.link_only:
         return
     scratch = Path(tempfile.mkdtemp(prefix="vg-apart-bench-"))
-    modules = [_pactl("load-module", "module-null-sink", "sink_name=vg_pair", "channels=2", "rate=48000")]
-    for name, side in (("vg_host_out", "front-left"), ("vg_join_out", "front-right")):
-        modules.append(
-            _pactl(
-                "load-module",
-                "module-remap-sink",
-                f"sink_name={name}",
-                "master=vg_pair",
-                "channels=1",
-                "channel_map=mono",
-                f"master_channel_map={side}",
-                "remix=no",
-            )
-        )
+    modules = [_pactl("load-module", *module) for module in launch.PAIR_SINK_MODULES]
     try:
         rounds = max(1, round(args.minutes * 60 / 15))
         script = scratch / "long.yaml"
@@ -151,11 +122,14 @@ def main() -> None:
         )
         time.sleep(1.0)
         log = scratch / "host.json"
-        host = _cli(
+        host = launch.spawn_cli(
             ["host", str(script), "--port", "0", "--no-mic", "--log", str(log)], {**base, "PULSE_SINK": "vg_host_out"}
         )
-        address, code = _address(host)
-        joiner = _cli(["join", address, "--code", code, "--no-mic"], {**base, "PULSE_SINK": "vg_join_out"})
+        shown = launch.read_address(host)
+        if shown is None:
+            raise SystemExit("the host printed no address")
+        address, code = shown
+        joiner = launch.spawn_cli(["join", address, "--code", code, "--no-mic"], {**base, "PULSE_SINK": "vg_join_out"})
         for proc in (host, joiner):
             _, err = proc.communicate(timeout=args.minutes * 60 + 300)
             if proc.returncode != 0:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import launch
 from voice_guide.cli import Env, main
 from voice_guide.paths import UserDirs
 from voice_guide.sound.speech import Speaker, SpeechSettings, make_speaker
@@ -90,14 +90,8 @@ def pulse() -> Iterator[dict[str, str]]:
 
 
 def spawn_cli(args: list[str], env: dict[str, str], home: Path) -> subprocess.Popen[str]:
-    """Start `voice-guide ARGS` as its own process with text pipes."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "voice_guide", *args],
-        env={**env, "VOICE_GUIDE_HOME": str(home)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    """Start `voice-guide ARGS` as its own process with text pipes, in the test's home."""
+    return launch.spawn_cli(args, {**env, "VOICE_GUIDE_HOME": str(home)})
 
 
 def finish(*procs: subprocess.Popen[str], timeout_s: float = 60) -> list[tuple[int, str, str]]:
@@ -126,17 +120,8 @@ def pair(pulse: dict[str, str]) -> Iterator[dict[str, dict[str, str]]]:
         out = subprocess.run(["pactl", "load-module", *args], env=pulse, check=True, capture_output=True, text=True)
         modules.append(out.stdout.strip())
 
-    load("module-null-sink", "sink_name=vg_pair", "channels=2", "rate=48000")
-    for name, side in (("vg_host_out", "front-left"), ("vg_join_out", "front-right")):
-        load(
-            "module-remap-sink",
-            f"sink_name={name}",
-            "master=vg_pair",
-            "channels=1",
-            "channel_map=mono",
-            f"master_channel_map={side}",
-            "remix=no",
-        )
+    for sink in launch.PAIR_SINK_MODULES:
+        load(*sink)
     load("module-null-sink", "sink_name=vg_join_mic", "rate=48000")
     yield {
         "host": {**pulse, "PULSE_SINK": "vg_host_out"},
@@ -167,16 +152,10 @@ class Apart:
         """Run `host SCRIPT --port 0 FLAGS`; return once it has printed its pairing code and address."""
         proc = spawn_cli(["host", str(script), "--port", "0", *flags], self.envs["host"], self.home)
         self.started.append(proc)
-        assert proc.stdout is not None
-        code = None
-        for line in proc.stdout:
-            if line.startswith(("pairing code: ", "new pairing code: ")):
-                code = line.split(": ", 1)[1].strip()
-            if "joins with" in line:
-                words = line.split(" join ", 1)[1].split()
-                assert code == words[words.index("--code") + 1], line
-                return Hosting(proc, words[0], code)
-        raise AssertionError("the host printed no address: " + (proc.stderr.read() if proc.stderr else ""))
+        shown = launch.read_address(proc)
+        if shown is None:
+            raise AssertionError("the host printed no address: " + (proc.stderr.read() if proc.stderr else ""))
+        return Hosting(proc, *shown)
 
     def join(self, address: str, code: str, *flags: str) -> subprocess.Popen[str]:
         """Run `join ADDRESS --code CODE FLAGS`."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import queue
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Annotated, cast
 
 import typer
@@ -38,6 +39,7 @@ from voice_guide.cli.play import play_session
 from voice_guide.cli.settings import SessionSettings
 from voice_guide.errors import UsageError
 from voice_guide.live.audio import AudioIO
+from voice_guide.script import Script, Step
 from voice_guide.sound.render import AheadClips
 from voice_guide.sound.render import prepare as prepare_clips
 from voice_guide.sound.speech import ClipCache, Pyttsx3Speaker
@@ -117,6 +119,52 @@ def _speech_here(env: Env, chosen: SessionSettings, own: SessionSettings) -> tup
     raise refused
 
 
+def _speech_bank(
+    env: Env,
+    cache: ClipCache,
+    chosen: SessionSettings,
+    steps: Sequence[Step],
+    on_made: Callable[[], None] | None = None,
+) -> AheadClips | None:
+    """Return Piper's speech to make in the background as the session goes; espeak-ng's is made here and now.
+
+    espeak-ng is quick, and it silences stdout process-wide while it speaks, which would
+    swallow the display's lines if it spoke from another thread.
+    """
+    if not isinstance(cache.speaker, Pyttsx3Speaker):
+        return AheadClips(cache, chosen.sample_rate_hz, steps, on_made=on_made)
+    with progress(env, "Preparing speech") as update:
+        prepare_clips(steps, cache, update)
+    return None
+
+
+def _play_linked(
+    env: Env,
+    loaded: Script,
+    steps: Sequence[Step],
+    chosen: SessionSettings,
+    cache: ClipCache,
+    io: AudioIO,
+    scheduler: HostScheduler | JoinScheduler,
+    log: Path | None,
+    bank: AheadClips | None,
+) -> None:
+    """Play one side of an apart session, its clock and keys tied to the partner's device."""
+    play_session(
+        env,
+        loaded,
+        steps,
+        chosen,
+        cache,
+        io,
+        live=env.stdout.isatty(),
+        log=log,
+        scheduler=scheduler,
+        commands=scheduler.commands,
+        bank=bank,
+    )
+
+
 @app.command("host")
 def host_cmd(
     ctx: typer.Context,
@@ -159,11 +207,7 @@ def host_cmd(
     cache = clip_cache(env, chosen)
     # Piper's speech is made in the background from here on, while the partner joins: the
     # code shows at once, and the scheduler announces a step only once its speech is made.
-    # espeak-ng prepares first (it is quick, and it silences stdout while it speaks).
-    bank = None if isinstance(cache.speaker, Pyttsx3Speaker) else AheadClips(cache, chosen.sample_rate_hz, steps)
-    if bank is None:
-        with progress(env, "Preparing speech") as update:
-            prepare_clips(steps, cache, update)
+    bank = _speech_bank(env, cache, chosen, steps)
     io = open_io(env, chosen)
     new_codes: queue.SimpleQueue[str] = queue.SimpleQueue()
     with _apart_link(env) as link, bank or contextlib.nullcontext():
@@ -201,19 +245,7 @@ def host_cmd(
             env.note(f"{PROG}: your partner joined")
             made = None if bank is None else (lambda index, clips=bank: clips.ready(steps[index]))
             scheduler = HostScheduler(link, host, _timed(io), len(steps), _apart_note(env), made)
-            play_session(
-                env,
-                loaded,
-                steps,
-                chosen,
-                cache,
-                io,
-                live=env.stdout.isatty(),
-                log=log,
-                scheduler=scheduler,
-                commands=scheduler.commands,
-                bank=bank,
-            )
+            _play_linked(env, loaded, steps, chosen, cache, io, scheduler, log, bank)
         finally:
             link.call(host.quit(), 10.0)
     _apart_end(scheduler)
@@ -268,14 +300,8 @@ def join_cmd(
             # As on the host: Piper's speech is made in the background. The host hears for how
             # many steps it is made (first before "ready", then as each prompt is made) and
             # announces no step beyond, so both devices hold at one boundary if this one falls behind.
-            bank = (
-                None
-                if isinstance(cache.speaker, Pyttsx3Speaker)
-                else AheadClips(cache, chosen.sample_rate_hz, steps, on_made=lambda: tell_host())
-            )
-            if bank is None:
-                with progress(env, "Preparing speech") as update:
-                    prepare_clips(steps, cache, update)
+            # The speech thread starts on entering `bank`, once `scheduler` below exists.
+            bank = _speech_bank(env, cache, chosen, steps, on_made=lambda: scheduler.tell_made())
             io = open_io(env, chosen)
 
             def steps_made() -> int:
@@ -291,24 +317,8 @@ def join_cmd(
                 setup.sample_rate_hz,
                 None if bank is None else steps_made,
             )
-
-            def tell_host() -> None:
-                scheduler.tell_made()
-
             with bank or contextlib.nullcontext():
-                play_session(
-                    env,
-                    loaded,
-                    steps,
-                    chosen,
-                    cache,
-                    io,
-                    live=env.stdout.isatty(),
-                    log=log,
-                    scheduler=scheduler,
-                    commands=scheduler.commands,
-                    bank=bank,
-                )
+                _play_linked(env, loaded, steps, chosen, cache, io, scheduler, log, bank)
         finally:
             link.call(joiner.quit(), 10.0)
     _apart_end(scheduler)

@@ -65,8 +65,7 @@ def _print_summary(env: Env, result: SessionResult, names: Names) -> Recap:
         if figures.overrun_s:
             parts.append(f"{format_duration(figures.overrun_s)} over time")
         if figures.interruptions:
-            count = figures.interruptions
-            parts.append(f"{count} interruption{'' if count == 1 else 's'}")
+            parts.append(plural(figures.interruptions, "interruption"))
         env.note("summary: " + ", ".join(parts))
     if result.underruns or result.overruns:
         env.note(f"{PROG}: audio: {plural(result.underruns, 'underrun')}, {plural(result.overruns, 'overrun')}")
@@ -253,8 +252,8 @@ def play_session(
     `bank` serves the clips (default: from the cache, prepared beforehand).
     Apart sessions do not listen for double claps: a pause on one device alone would part them.
     """
-    display: Any = (
-        LiveDisplay(Console(file=env.stdout), None, mic=chosen.mic, apart=scheduler is not None)
+    display: LiveDisplay | PlainDisplay = (
+        LiveDisplay(Console(file=env.stdout), mic=chosen.mic, apart=scheduler is not None)
         if live
         else PlainDisplay(env.stdout)
     )
@@ -310,7 +309,7 @@ def _play(
     chosen: SessionSettings,
     cache: ClipCache,
     io: AudioIO,
-    display: Any,
+    display: LiveDisplay | PlainDisplay,
     journal: Journal,
     *,
     live: bool,
@@ -326,7 +325,7 @@ def _play(
     names = chosen.names
     options = SessionOptions(headphones=chosen.headphones, mic_channels=chosen.mic_channels)
     ended_by, result = "error", None
-    with KeyReader() as keys, display if live else contextlib.nullcontext():
+    with KeyReader() as keys, display if isinstance(display, LiveDisplay) else contextlib.nullcontext():
         session = Session(
             steps,
             SessionClips(cache, sample_rate) if bank is None else bank,

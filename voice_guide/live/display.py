@@ -93,14 +93,12 @@ class LiveDisplay:
     def __init__(
         self,
         console: Console,
-        threshold_dbfs: float | None = None,
         *,
         mic: bool = True,
         apart: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.console = console
-        self.threshold_dbfs = threshold_dbfs
         self.mic = mic
         self.apart = apart
         self.clock = clock
@@ -174,9 +172,7 @@ class LiveDisplay:
             hint = "" if self.apart else " (space or a double clap resumes)"
             grid.add_row("", Text("paused" + hint, style="bold yellow"))
         if self.mic:
-            threshold = self.threshold_dbfs
-            if source is not None and source.threshold_dbfs is not None:
-                threshold = source.threshold_dbfs()
+            threshold = None if source is None or source.threshold_dbfs is None else source.threshold_dbfs()
             grid.add_row("mic", _meter(self.level, threshold) if self.heard_any else Text("starting…"))
             talking = ", ".join(w for w, on in self.speaking.items() if on) or "nobody"
             grid.add_row("talking", talking)
@@ -250,7 +246,7 @@ def meter_bar(level_dbfs: float, threshold_dbfs: float | None, width: int = METE
 
 
 def meter_line(level_dbfs: float, threshold_dbfs: float | None, speaking: bool | None = None) -> str:
-    """Return the meter as one line: `mic [bar] level dBFS  threshold T dBFS  speech|silence` (mic-test, panel)."""
+    """Return the meter as one line: `[bar] level dBFS   threshold T dBFS   speech|silence` (mic-test, panel)."""
     line = f"[{meter_bar(level_dbfs, threshold_dbfs)}] {level_dbfs:6.1f} dBFS"
     if threshold_dbfs is not None:
         line += f"   threshold {threshold_dbfs:6.1f} dBFS"
