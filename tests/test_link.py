@@ -381,8 +381,12 @@ def test_setup_must_fit_one_message() -> None:
 
 
 def test_decode_message_accepts_only_the_schema() -> None:
-    assert decode_message(encode_message("speech", speaking=False, at_host_s=3))["speaking"] is False
-    assert decode_message(encode_message("ready"))["type"] == "ready"
+    speech = decode_message(encode_message("speech", speaking=False, at_host_s=3))
+    assert speech.kind == "speech" and speech.flag("speaking") is False and speech.time("at_host_s") == 3.0
+    assert decode_message(encode_message("ready")).kind == "ready"
+    # Fields are read by their kind: a flag is not a time.
+    with pytest.raises(AssertionError):
+        speech.time("speaking")
     for raw in (
         b"\xff\xfe",
         b"not json",

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from voice_guide.apart.link import Host, Joiner, LinkError, Speech, StepStart
 from voice_guide.apart.linkthread import LinkThread
@@ -78,7 +78,7 @@ class Setup:
     rate_wpm: int
     sample_rate_hz: int
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         """Return the setup as the link's hello carries it."""
         return {
             "id": self.script_id,
@@ -92,22 +92,39 @@ class Setup:
         }
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> Setup:
+    def from_dict(cls, raw: Mapping[str, object]) -> Setup:
         """Read a setup received from the host; raise LinkError if it is not one."""
+
+        def text(name: str) -> str:
+            value = raw[name]
+            if not isinstance(value, str):
+                raise TypeError(name)
+            return value
+
+        def whole(name: str) -> int:
+            value = raw[name]
+            if type(value) is not int:
+                raise TypeError(name)
+            return value
+
         try:
             sets = raw.get("set") or []
             voice = raw.get("voice")
+            if not isinstance(sets, list) or not all(isinstance(s, str) for s in sets):
+                raise TypeError("set")
+            if voice is not None and not isinstance(voice, str):
+                raise TypeError("voice")
             setup = cls(
-                str(raw["id"]),
-                str(raw["script"]),
-                str(raw["a"]),
-                str(raw["b"]),
-                tuple(str(s) for s in sets),
-                None if voice is None else str(voice),
-                int(raw["rate"]),
-                int(raw["sample_rate"]),
+                text("id"),
+                text("script"),
+                text("a"),
+                text("b"),
+                tuple(sets),
+                voice,
+                whole("rate"),
+                whole("sample_rate"),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError) as exc:
             raise LinkError(
                 "the host sent a setup this version cannot read",
                 hint="install the same voice-guide version on both devices",

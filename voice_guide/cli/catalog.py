@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -41,7 +42,7 @@ def list_cmd(
     env = env_of(ctx)
     library = env.library()
     builtin = _builtin_ids(library)
-    rows: list[dict[str, Any]] = []
+    rows: list[_Listed] = []
     for script_id, path in library.ids().items():
         try:
             script = load_script(path)
@@ -50,28 +51,48 @@ def list_cmd(
             continue
         if tag and tag not in script.tags:
             continue
+        yours = path.parent != library.builtin
         rows.append(
-            {
-                "id": script_id,
-                "title": script.title,
-                "summary": script.summary,
-                "tags": list(script.tags),
-                "duration_s": round(estimated_duration_s(script), 1),
-                "path": str(path),
-                "source": "built-in" if path.parent == library.builtin else "yours",
-                "overrides_builtin": path.parent != library.builtin and script_id in builtin,
-            }
+            _Listed(script_id, script, path, round(estimated_duration_s(script), 1), yours, script_id in builtin)
         )
     if as_json:
-        env.out(json.dumps(rows, indent=2, ensure_ascii=False))
+        env.out(json.dumps([row.as_json() for row in rows], indent=2, ensure_ascii=False))
         return
     if not rows:
         env.note(f"no exercises{' tagged ' + repr(tag) if tag else ''}")
         return
-    width = max(len(r["id"]) for r in rows)
+    width = max(len(r.script_id) for r in rows)
     for r in rows:
-        mark = "  [yours, replaces the built-in]" if r["overrides_builtin"] else ""
-        env.out(f"{r['id']:<{width}}  {format_duration(r['duration_s']):>6}  {r['title']}{mark}")
+        mark = "  [yours, replaces the built-in]" if r.overrides_builtin else ""
+        env.out(f"{r.script_id:<{width}}  {format_duration(r.duration_s):>6}  {r.script.title}{mark}")
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """One exercise in `list`: where it comes from, and its estimated length."""
+
+    script_id: str
+    script: Script
+    path: Path
+    duration_s: float
+    yours: bool
+    same_id_built_in: bool
+
+    @property
+    def overrides_builtin(self) -> bool:
+        return self.yours and self.same_id_built_in
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "id": self.script_id,
+            "title": self.script.title,
+            "summary": self.script.summary,
+            "tags": list(self.script.tags),
+            "duration_s": self.duration_s,
+            "path": str(self.path),
+            "source": "yours" if self.yours else "built-in",
+            "overrides_builtin": self.overrides_builtin,
+        }
 
 
 @app.command()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from voice_guide.live.turns import Turn
 from voice_guide.script import Step
@@ -89,9 +89,9 @@ class LoggedEvent:
     end_s: float
     turn: Turn | None = None
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         """Describe the event as LOG.json does."""
-        row: dict[str, Any] = {
+        row: dict[str, object] = {
             "kind": self.event.kind,
             "step": self.event.step,
             "start_s": self.start_s,

@@ -15,7 +15,7 @@ that much longer, so a pause leaves the turn's figures as they would have been.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from voice_guide.script import Listen
 from voice_guide.sound.timeline import s_to_frames
@@ -43,7 +43,7 @@ class Turn:
     interruptions: int = 0
     paused_s: float = 0.0  # time left out: paused, and the double clap that paused it
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         """Return the record as LOG.json and the journal store it."""
         return {
             "who": self.who,

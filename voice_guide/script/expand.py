@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from voice_guide.errors import ScriptError, UsageError
 from voice_guide.script.durations import DURATION_HINT, parse_duration_s, spoken_duration
@@ -231,7 +231,7 @@ def step_kind(step: Step) -> str:
     return type(step).__name__.lower()
 
 
-def step_details(step: Step) -> dict[str, Any]:
+def step_details(step: Step) -> dict[str, str]:
     """Return the fields that describe a step to people and JSON: text, name or who."""
     if isinstance(step, Say):
         return {"text": step.text}

@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -228,9 +227,9 @@ def blocks(timeline: Timeline, block_frames: int = BLOCK_FRAMES) -> Iterator[Sam
         yield timeline.mix(start, min(block_frames, timeline.length_frames - start))
 
 
-def event_json(event: Event, rate: int) -> dict[str, Any]:
+def event_json(event: Event, rate: int) -> dict[str, object]:
     """Describe one event as CUES.json does."""
-    row: dict[str, Any] = {
+    row: dict[str, object] = {
         "kind": event.kind,
         "step": event.step,
         "start_s": frames_to_s(event.start_frame, rate),
@@ -243,10 +242,10 @@ def event_json(event: Event, rate: int) -> dict[str, Any]:
     return row
 
 
-def cues_json(timeline: Timeline, speech: SpeechIdentity | None = None) -> dict[str, Any]:
+def cues_json(timeline: Timeline, speech: SpeechIdentity | None = None) -> dict[str, object]:
     """Return the CUES.json document: every placed clip or window, exact to the sample, and what spoke."""
     rate = timeline.sample_rate_hz
-    doc: dict[str, Any] = {"sample_rate": rate, "duration_s": frames_to_s(timeline.length_frames, rate)}
+    doc: dict[str, object] = {"sample_rate": rate, "duration_s": frames_to_s(timeline.length_frames, rate)}
     if speech is not None:
         doc["speech"] = speech.as_json()
     doc["events"] = [event_json(e, rate) for e in timeline.events]

@@ -42,6 +42,7 @@ from voice_guide.apart.link.protocol import (
     LinkError,
     LinkLost,
     LinkTimings,
+    Message,
     Speech,
     encode_message,
     field_ok,
@@ -87,7 +88,7 @@ class Host(Peer):
         bind: str = "127.0.0.1",
         port: int = 0,
         *,
-        setup: Mapping[str, Any] | None = None,
+        setup: Mapping[str, object] | None = None,
         clock: Clock = time.monotonic,
         timings: LinkTimings = DEFAULT_TIMINGS,
         on_link_lost: Callback | None = None,
@@ -110,7 +111,7 @@ class Host(Peer):
         self.max_wrong_tries = max_wrong_tries
         try:
             # A round trip copies the caller's dict, so later changes to it cannot leak in.
-            self._setup: dict[str, Any] = json.loads(encode_message("hello", setup=dict(setup or {})))["setup"]
+            self._setup: dict[str, object] = json.loads(encode_message("hello", setup=dict(setup or {})))["setup"]
         except (TypeError, ValueError) as exc:
             raise LinkError("the script and settings cannot be sent as JSON", hint=str(exc)) from exc
         size = len(encode_message("hello", setup=self._setup))
@@ -454,21 +455,23 @@ class Host(Peer):
         ):
             await self._stop_serving()
 
-    async def _dispatch(self, wire: Wire, message: dict[str, Any], received_s: float) -> bool:
-        kind = message["type"]
+    async def _dispatch(self, wire: Wire, message: Message, received_s: float) -> bool:
+        kind = message.kind
         if kind == "ping":
             # Midway between receipt and reply, as the joiner's midpoint of t0 and t1 assumes.
             host_s = (received_s + self._clock()) / 2
-            await wire.send("pong", id=message["id"], t0=message["t0"], host_s=host_s)
+            await wire.send("pong", id=message.count("id"), t0=message.time("t0"), host_s=host_s)
         elif kind == "speech":
-            if self._fresh("speech", (message["speaking"], message["at_host_s"])):
-                self.speech._put(Speech(message["speaking"], message["at_host_s"]))
+            speaking, at_host_s = message.flag("speaking"), message.time("at_host_s")
+            if self._fresh("speech", (speaking, at_host_s)):
+                self.speech._put(Speech(speaking, at_host_s))
         elif kind == "made":
-            self._partner_made = max(self._partner_made or 0, message["steps"])
+            self._partner_made = max(self._partner_made or 0, message.count("steps"))
         elif kind == "ready":
             self._ready = True
         elif kind in ("pause", "resume"):
-            self._control_in(kind, message["at_host_s"], message["at_host_s"])
+            at_host_s = message.time("at_host_s")
+            self._control_in("pause" if kind == "pause" else "resume", at_host_s, at_host_s)
         else:
             return False
         return True

@@ -8,6 +8,7 @@ import itertools
 import logging
 import time
 import urllib.parse
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Final
 
@@ -32,6 +33,7 @@ from voice_guide.apart.link.protocol import (
     LinkLost,
     LinkRefused,
     LinkTimings,
+    Message,
     StepStart,
 )
 from voice_guide.errors import UsageError
@@ -106,10 +108,10 @@ class Joiner(Peer):
         self.url = link_url(url)
         self._code = pairing.normalize_code(code)
         self.steps: Inbox[StepStart] = Inbox()
-        self.setup: dict[str, Any] = {}
+        self.setup: Mapping[str, object] = {}
         self._session: Session | None = None
         self._host_clock: HostClock | None = None
-        self._early: list[dict[str, Any]] = []
+        self._early: list[Message] = []
         self._pongs: dict[int, tuple[float, asyncio.Future[tuple[float, float, float]]]] = {}
         self._ping_ids = itertools.count()
         self._reader: asyncio.Task[None] | None = None
@@ -283,10 +285,10 @@ class Joiner(Peer):
         try:
             hello = wire.open(await ws.recv(decode=False))
         except (SealError, BadMessage):
-            hello = {"type": None}
-        if hello["type"] != "hello":
+            hello = None
+        if hello is None or hello.kind != "hello":
             raise LinkError("the host did not send the session", hint="install the same voice-guide version on both")
-        self.setup, self._session = hello["setup"], session
+        self.setup, self._session = hello.object("setup"), session
         return wire
 
     async def _resume(self, ws: ClientConnection, session: Session) -> Wire:
@@ -399,13 +401,14 @@ class Joiner(Peer):
             self._deliver(message)
         return True
 
-    async def _dispatch(self, wire: Wire, message: dict[str, Any], received_s: float) -> bool:
-        kind = message["type"]
+    async def _dispatch(self, wire: Wire, message: Message, received_s: float) -> bool:
+        kind = message.kind
         if kind == "pong":
-            pending = self._pongs.get(message["id"])
-            if pending is None or pending[0] != message["t0"] or pending[1].done():
+            t0 = message.time("t0")
+            pending = self._pongs.get(message.count("id"))
+            if pending is None or pending[0] != t0 or pending[1].done():
                 return False
-            pending[1].set_result((message["t0"], message["host_s"], received_s))
+            pending[1].set_result((t0, message.time("host_s"), received_s))
         elif kind in ("step", "pause", "resume"):
             if self._host_clock is None:
                 self._early.append(message)  # converted once the first sync is done
@@ -415,14 +418,15 @@ class Joiner(Peer):
             return False
         return True
 
-    def _deliver(self, message: dict[str, Any]) -> None:
-        at_host_s: float = message["at_host_s"]
+    def _deliver(self, message: Message) -> None:
+        at_host_s = message.time("at_host_s")
         at_local_s = self.host_clock.to_local_s(at_host_s)
-        if message["type"] == "step":
-            if self._fresh("step", (message["index"], at_host_s)):
-                self.steps._put(StepStart(message["index"], at_host_s, at_local_s))
+        if message.kind == "step":
+            index = message.count("index")
+            if self._fresh("step", (index, at_host_s)):
+                self.steps._put(StepStart(index, at_host_s, at_local_s))
         else:
-            self._control_in(message["type"], at_host_s, at_local_s)
+            self._control_in("pause" if message.kind == "pause" else "resume", at_host_s, at_local_s)
 
 
 async def join(

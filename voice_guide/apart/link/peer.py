@@ -21,6 +21,7 @@ from voice_guide.apart.link.protocol import (
     Inbox,
     LinkError,
     LinkTimings,
+    Message,
     decode_message,
     encode_message,
 )
@@ -38,7 +39,7 @@ class Wire:
         self._opener = Opener(receive_key)
         self._sending = asyncio.Lock()  # counters must reach the socket in the order they were taken
 
-    async def send(self, kind: str, **fields: Any) -> bool:
+    async def send(self, kind: str, **fields: object) -> bool:
         """Seal and send one message; return False if the connection is closed."""
         plain = encode_message(kind, **fields)
         async with self._sending:
@@ -48,7 +49,7 @@ class Wire:
                 return False
         return True
 
-    def open(self, data: bytes | str) -> dict[str, Any]:
+    def open(self, data: bytes | str) -> Message:
         """Return the message in a received frame; raise SealError or BadMessage."""
         if isinstance(data, str):
             raise SealError("a text frame")
@@ -72,7 +73,7 @@ class Peer:
         self._error: LinkError | None = None
         self._closed = asyncio.Event()
         # The newest message per slot goes out again after a reconnect; the receiver drops repeats.
-        self._latest: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._latest: dict[str, tuple[str, dict[str, object]]] = {}
         self._last_in: dict[str, tuple[Any, ...]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -133,13 +134,13 @@ class Peer:
         except Exception:
             log.exception("a link callback failed")  # the caller's bug must not take the link down
 
-    async def _send(self, kind: str, **fields: Any) -> bool:
+    async def _send(self, kind: str, **fields: object) -> bool:
         wire = self._wire
         if wire is None:
             return False
         return await wire.send(kind, **fields)
 
-    async def _send_state(self, slot: str, kind: str, **fields: Any) -> bool:
+    async def _send_state(self, slot: str, kind: str, **fields: object) -> bool:
         self._latest[slot] = (kind, fields)
         if self._ended is not None:
             return False
@@ -162,7 +163,7 @@ class Peer:
     async def _send_control(self, kind: ControlKind, at_host_s: float) -> bool:
         return await self._send_state("control", kind, at_host_s=at_host_s)
 
-    async def _dispatch(self, wire: Wire, message: dict[str, Any], received_s: float) -> bool:
+    async def _dispatch(self, wire: Wire, message: Message, received_s: float) -> bool:
         raise NotImplementedError
 
     async def _read(self, wire: Wire) -> None:
@@ -181,7 +182,7 @@ class Peer:
             except BadMessage:
                 self.tally.count("peer_bad")
                 continue
-            if message["type"] == "quit":
+            if message.kind == "quit":
                 log.info("the other device quit")
                 self._finish("peer_quit")
                 return

@@ -21,7 +21,7 @@ import math
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import Final, Generic, Literal, TypeVar
 
 from voice_guide.errors import VoiceGuideError
 
@@ -189,29 +189,60 @@ class Inbox(Generic[T]):
         return self._items.popleft()
 
 
-def encode_message(kind: str, **fields: Any) -> bytes:
+@dataclass(frozen=True)
+class Message:
+    """One received message: its type and its fields, each already checked against the schema.
+
+    The typed getters name the field's kind, so a reader cannot take a time for a count.
+    """
+
+    kind: str
+    fields: Mapping[str, object]
+
+    def count(self, name: str) -> int:
+        value = self.fields[name]
+        assert type(value) is int, name  # decode_message checked it
+        return value
+
+    def time(self, name: str) -> float:
+        value = self.fields[name]
+        assert type(value) in (int, float), name
+        return float(value)  # type: ignore[arg-type]  # int or float, as just checked
+
+    def flag(self, name: str) -> bool:
+        value = self.fields[name]
+        assert type(value) is bool, name
+        return value
+
+    def object(self, name: str) -> Mapping[str, object]:
+        value = self.fields[name]
+        assert type(value) is dict, name
+        return MappingProxyType(value)
+
+
+def encode_message(kind: str, **fields: object) -> bytes:
     """Return one protocol message as compact JSON bytes."""
     text = json.dumps({"v": PROTOCOL_VERSION, "type": kind, **fields}, separators=(",", ":"), allow_nan=False)
     return text.encode("utf-8")
 
 
-def _no_constants(name: str) -> Any:
+def _no_constants(name: str) -> float:
     raise ValueError(f"{name} is not allowed")
 
 
-def field_ok(kind: _Kind, value: Any) -> bool:
+def field_ok(kind: _Kind, value: object) -> bool:
     """Return whether `value` is a valid field of `kind`."""
     if kind == "count":
         return type(value) is int and 0 <= value <= _MAX_COUNT
     if kind == "time":
-        return type(value) in (int, float) and math.isfinite(value) and abs(value) <= _MAX_TIME_S
+        return type(value) in (int, float) and math.isfinite(value) and abs(value) <= _MAX_TIME_S  # type: ignore[arg-type]
     if kind == "flag":
         return type(value) is bool
     return type(value) is dict
 
 
-def decode_message(raw: bytes) -> dict[str, Any]:
-    """Return an opened message as a dict, or raise BadMessage saying why it is dropped."""
+def decode_message(raw: bytes) -> Message:
+    """Return an opened message, or raise BadMessage saying why it is dropped."""
     if len(raw) > MAX_MESSAGE_BYTES:
         raise BadMessage(f"too large ({len(raw)} bytes, limit {MAX_MESSAGE_BYTES})")
     try:
@@ -226,7 +257,7 @@ def decode_message(raw: bytes) -> dict[str, Any]:
         raise BadMessage("wrong protocol version")
     kind = message.get("type")
     fields = _SCHEMA.get(kind) if isinstance(kind, str) else None
-    if fields is None:
+    if fields is None or not isinstance(kind, str):
         raise BadMessage("unknown type")  # the name is not echoed: it is untrusted and may be huge
     given = set(message) - {"v", "type"}
     if given != set(fields):
@@ -235,4 +266,4 @@ def decode_message(raw: bytes) -> dict[str, Any]:
     for name, field_kind in fields.items():
         if not field_ok(field_kind, message[name]):
             raise BadMessage(f"{kind}: field {name!r} has the wrong type or range")
-    return message
+    return Message(kind, MappingProxyType({name: message[name] for name in fields}))
