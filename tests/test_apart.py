@@ -586,7 +586,6 @@ def _without_waiting(work: Any) -> Any:
 
 def test_the_schedulers_never_wait_on_the_links_loop() -> None:
     from voice_guide.apart.link import Host, Joiner, Speech, StepStart
-    from voice_guide.apart.linkthread import LinkThread
     from voice_guide.apart.scheduler import JoinScheduler
 
     link, stuck = LinkThread(), threading.Event()
@@ -608,12 +607,17 @@ def test_the_schedulers_never_wait_on_the_links_loop() -> None:
         assert _without_waiting(lambda: following.step_start(0, None, 0)) == pytest.approx(RATE, abs=RATE // 10)
     finally:
         stuck.set()
-        link.call(asyncio.sleep(0.1), 10.0)  # let the sends queued behind the stuck loop run
-        link.close()
+        _close(link)
 
 
 async def _make(factory: Any) -> Any:
     return factory()
+
+
+def _close(link: LinkThread) -> None:
+    """Let the sends the schedulers queued run (so none is left never awaited), then stop the link."""
+    link.call(asyncio.sleep(0.1), 10.0)
+    link.close()
 
 
 def test_link_log_lines_never_wait_on_a_slow_terminal() -> None:
@@ -674,7 +678,6 @@ def test_a_joiner_without_the_hosts_voice_speaks_with_its_own_and_goes_on(apart:
 
 def test_the_host_announces_a_step_only_once_its_speech_is_made() -> None:
     from voice_guide.apart.link import Host
-    from voice_guide.apart.linkthread import LinkThread
 
     made: set[int] = {0}
     link = LinkThread()
@@ -698,12 +701,11 @@ def test_the_host_announces_a_step_only_once_its_speech_is_made() -> None:
         hosting.step_placed(1, Chime("end", 2), first + RATE, first + 2 * RATE)
         assert hosting.announced[2] == first + 2 * RATE
     finally:
-        link.close()
+        _close(link)
 
 
 def test_the_host_waits_for_the_joiners_speech_too() -> None:
     from voice_guide.apart.link import Host
-    from voice_guide.apart.linkthread import LinkThread
 
     link = LinkThread()
     try:
@@ -720,4 +722,4 @@ def test_the_host_waits_for_the_joiners_speech_too() -> None:
         host._partner_made = 3
         assert hosting.step_start(1, None, first + RATE) is not None
     finally:
-        link.close()
+        _close(link)
