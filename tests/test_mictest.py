@@ -146,7 +146,7 @@ def test_mic_test_live_hears_the_virtual_microphone(pulse: dict[str, str], home:
             break
     subprocess.run(["paplay", "-d", "vg_mic", str(talk)], env=pulse, check=True, timeout=60)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 0, (out, err)
     doc = json.loads(out)
     assert doc["verdict"] == "speech"
     # The virtual mic is a separate sink: it never hears the speaker, as with headphones.
@@ -156,7 +156,7 @@ def test_mic_test_live_hears_the_virtual_microphone(pulse: dict[str, str], home:
 def test_mic_test_live_with_nobody_talking_is_not_speech(pulse: dict[str, str], home: Path) -> None:
     proc = spawn_cli(["mic-test", "--seconds", "2", "--quiet"], pulse, home)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1, err
+    assert proc.returncode == 1, (out, err)
     assert out.split(":")[0] in ("muted", "silence")
 
 
