@@ -170,3 +170,34 @@ def test_a_command_imports_only_the_module_that_registers_it() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_timeout_parses_its_options_without_pydantic_or_rich() -> None:
+    # Both cost `timeout` time before its first sound; the options left out need neither.
+    code = (
+        "import sys, typer\n"
+        "from voice_guide.cli import register_commands\n"
+        "from voice_guide.cli.app import app\n"
+        "register_commands(['timeout'])\n"
+        "group = typer.main.get_command(app)\n"
+        "root = group.make_context('voice-guide', ['timeout'])\n"
+        "def parse(*args):\n"
+        "    return group.commands['timeout'].make_context('timeout', list(args), parent=root).params\n"
+        "p = parse('--no-mic')\n"
+        "assert p['no_mic'] is True and p['a'] is None and p['rate'] is None and p['sets'] == (), p\n"
+        "loaded = {m.split('.')[0] for m in sys.modules} & {'pydantic', 'rich'}\n"
+        "assert not loaded, loaded\n"
+        "p = parse('--no-mic', '--a', 'Sam', '--rate', '150')\n"  # given values take Typer's own path
+        "assert p['a'] == 'Sam' and p['rate'] == 150 and 'pydantic' in sys.modules, p\n"
+        "assert parse()['a'] is None\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_an_option_given_is_still_checked_by_typer(cli: Cli) -> None:
+    result = cli("timeout", "--no-mic", "--rate", "20", "--out", "x.wav")
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert "Invalid value for '--rate'" in result.err and "greater than or equal to 60" in result.err
+    result = cli("timeout", "--no-mic", "--rate", "abc")
+    assert result.code == 2 and "Invalid value for '--rate'" in result.err

@@ -8,6 +8,9 @@ import typer
 
 from voice_guide import __version__
 from voice_guide.cli.env import PROG, Env
+from voice_guide.cli.parsing import skip_coercion_of_absent_values
+
+skip_coercion_of_absent_values()
 
 app = typer.Typer(
     name=PROG,

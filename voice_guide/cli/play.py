@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from voice_guide.cli.app import app, env_of
 from voice_guide.cli.build import check_paths, clip_cache, open_io, plan, progress, settings
@@ -252,11 +251,13 @@ def play_session(
     `bank` serves the clips (default: from the cache, prepared beforehand).
     Apart sessions do not listen for double claps: a pause on one device alone would part them.
     """
-    display: LiveDisplay | PlainDisplay = (
-        LiveDisplay(Console(file=env.stdout), mic=chosen.mic, apart=scheduler is not None)
-        if live
-        else PlainDisplay(env.stdout)
-    )
+    display: LiveDisplay | PlainDisplay
+    if live:
+        from rich.console import Console  # only a terminal's panel needs rich
+
+        display = LiveDisplay(Console(file=env.stdout), mic=chosen.mic, apart=scheduler is not None)
+    else:
+        display = PlainDisplay(env.stdout)
     journal_problems: list[str] = []
 
     def journal_warning(message: str) -> None:

@@ -6,16 +6,18 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TextIO
-
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, TextIO
 
 from voice_guide.live.records import PAUSED_NOTE, RESUMED_NOTE, Observer, StepRecord
 from voice_guide.script import Breathe, Listen, Pause, Step, step_kind, step_label
 from voice_guide.script.durations import format_duration
+
+# rich is imported where the panel is drawn: the plain display (and a session started
+# from a pipe) never needs it, and loading it cost about 30 ms before the first sound.
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
 # The meter's scale: from this level (left) to 0 dBFS (right), in this many cells.
 METER_FLOOR_DBFS = -80.0
@@ -110,6 +112,8 @@ class LiveDisplay:
         self.talk: dict[str, float] = {}
         self.notes: list[tuple[float, str]] = []
         self.lost_since: float | None = None
+        from rich.live import Live
+
         # Built last, as Live draws at once; transient: erased on any exit, leaving no old frame behind.
         self.live = Live(
             console=console,
@@ -154,6 +158,9 @@ class LiveDisplay:
         self.notes = [*self.notes[-1:], (self.clock(), message)]
 
     def _render(self) -> Table:
+        from rich.table import Table
+        from rich.text import Text
+
         grid = Table.grid(padding=(0, 2))
         current = self.current
         grid.add_row(Text(current.pos, style="bold"), Text(current.text, overflow="ellipsis", no_wrap=True))
@@ -188,6 +195,8 @@ class LiveDisplay:
         return grid
 
     def _link(self, linked: bool) -> Text:
+        from rich.text import Text
+
         if linked:
             self.lost_since = None
             return Text("partner connected", style="green")
@@ -256,6 +265,8 @@ def meter_line(level_dbfs: float, threshold_dbfs: float | None, speaking: bool |
 
 
 def _meter(level_dbfs: float, threshold_dbfs: float | None) -> Text:
+    from rich.text import Text
+
     line = Text(meter_line(level_dbfs, threshold_dbfs), style="green")
     mark = line.plain.find("|")
     if mark >= 0:
