@@ -48,7 +48,7 @@ from voice_guide.sound.speech import ClipCache, Pyttsx3Speaker
 @contextlib.contextmanager
 def _apart_link(env: Env) -> Iterator[LinkThread]:
     """Run the link's event loop in a thread; its warnings reach stderr one line each, written off that loop."""
-    with logging_off_the_loop(lambda message: env.note(f"{PROG}: link: {message}")):
+    with logging_off_the_loop(lambda message: env.warn(f"link: {message}")):
         link = LinkThread()
         try:
             yield link
@@ -63,14 +63,10 @@ _BAD_ADDRESS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES, e
 def _show_code(env: Env, host: Host, code: str, fresh: bool) -> None:
     address = host.url.removeprefix("ws://").rstrip("/")
     if fresh:
-        env.note(f"{PROG}: too many wrong codes were tried; the old code no longer works")
+        env.warn("too many wrong codes were tried; the old code no longer works")
     env.out(f"{'new ' if fresh else ''}pairing code: {code}")
     env.out(f"your partner joins with: {PROG} join {address} --code {code}")
     env.stdout.flush()
-
-
-def _apart_note(env: Env) -> Callable[[str], None]:
-    return lambda message: env.note(f"{PROG}: {message}")
 
 
 def _timed(io: AudioIO) -> TimedIO:
@@ -110,8 +106,8 @@ def _speech_here(env: Env, chosen: SessionSettings, own: SessionSettings) -> tup
         if refused is not None:
             speaker = cache.speaker
             what = f"the host's voice {chosen.voice!r}" if chosen.voice else "the voice set here"
-            env.note(
-                f"{PROG}: {what} cannot be used on this device ({refused.message}); "
+            env.warn(
+                f"{what} cannot be used on this device ({refused.message}); "
                 f"speaking with {speaker.engine_id} voice {speaker.voice_id} instead"
             )
         return candidate, cache
@@ -240,11 +236,11 @@ def host_cmd(
         try:
             _show_code(env, host, host.code, fresh=False)
             if bind in ("0.0.0.0", "::"):
-                env.note(f"{PROG}: listening on every interface; give your partner this device's own address")
+                env.warn("listening on every interface; give your partner this device's own address")
             link.wait(host.wait_joined(), show_new_codes)
-            env.note(f"{PROG}: your partner joined")
+            env.warn("your partner joined")
             made = None if bank is None else (lambda index, clips=bank: clips.ready(steps[index]))
-            scheduler = HostScheduler(link, host, _timed(io), len(steps), _apart_note(env), made)
+            scheduler = HostScheduler(link, host, _timed(io), len(steps), env.warn, made)
             _play_linked(env, loaded, steps, chosen, cache, io, scheduler, log, bank)
         finally:
             link.call(host.quit(), 10.0)
@@ -280,7 +276,7 @@ def join_cmd(
         try:
             setup = Setup.from_dict(joiner.setup)
             loaded, steps = setup.plan()
-            env.note(f"{PROG}: joined {loaded.title!r}; you are {setup.b}")
+            env.warn(f"joined {loaded.title!r}; you are {setup.b}")
             # The host decides what is played (names, voice, speaking and sample rate); this device how it listens.
             flags = {
                 "a": setup.a,
@@ -313,7 +309,7 @@ def join_cmd(
                 joiner,
                 _timed(io),
                 len(steps),
-                _apart_note(env),
+                env.warn,
                 setup.sample_rate_hz,
                 None if bank is None else steps_made,
             )

@@ -105,7 +105,7 @@ def open_io(
     sample_rate_hz = chosen.sample_rate_hz
     if mic_file is not None or out is not None:
         if mic_file is None and not no_mic:
-            env.note(f"{PROG}: no --mic-file; turns will last their full time")
+            env.warn("no --mic-file; turns will last their full time")
         return FileIO(None if no_mic else mic_file, out, sample_rate_hz, realtime=realtime)
     devices = list_devices()
     output = _device(chosen, "output", devices)
@@ -115,7 +115,7 @@ def open_io(
         )
     mic = None if no_mic else _device(chosen, "input", devices)
     if mic is None and not no_mic:
-        env.note(f"{PROG}: no microphone found; turns will last their full time")
+        env.warn("no microphone found; turns will last their full time")
     return SoundDeviceIO(output, mic, sample_rate_hz, input_channels=max(channels, 1))
 
 

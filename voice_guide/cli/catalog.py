@@ -47,7 +47,7 @@ def list_cmd(
         try:
             script = load_script(path)
         except ScriptError as exc:
-            env.note(f"{PROG}: warning: skipping {exc.one_line()}")
+            env.warn(f"warning: skipping {exc.one_line()}")
             continue
         if tag and tag not in script.tags:
             continue
@@ -152,7 +152,7 @@ def check(
             script = load_script(path)
         except VoiceGuideError as exc:
             bad += 1
-            env.note(f"{PROG}: error: {exc.one_line()}")
+            env.warn(f"error: {exc.one_line()}")
             continue
         steps = expand(script)
         env.out(f"ok {path}: {plural(len(steps), 'step')}, {format_duration(estimated_duration_s(script))}")
@@ -228,7 +228,7 @@ def new(
     write_text(path, text)
     env.out(f"wrote {path}")
     if name in _builtin_ids(library):
-        env.note(f"{PROG}: your {name} now replaces the built-in one (remove {path} to bring it back)")
+        env.warn(f"your {name} now replaces the built-in one (remove {path} to bring it back)")
     env.note(f"edit it, then try: {PROG} show {name}")
 
 

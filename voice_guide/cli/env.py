@@ -38,6 +38,10 @@ class Env:
         """Print a line of commentary (not results) to stderr (control characters escaped)."""
         print(printable(text), file=self.stderr)
 
+    def warn(self, text: str) -> None:
+        """Print one line from the program itself about the run, a warning or a notice: "voice-guide: TEXT"."""
+        self.note(f"{PROG}: {text}")
+
     def confirm(self, question: str) -> bool:
         """Ask a yes/no question on the terminal; with no terminal to ask, fail asking for --yes."""
         if not self.stdin.isatty():

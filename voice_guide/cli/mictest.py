@@ -66,7 +66,7 @@ def run_mic_test(env: Env, chosen: SessionSettings, seconds: float, mic_file: Pa
             for heard in _play(io, breath_tone("in", TONE_S, rate), block):
                 check.push(heard, tone_playing=True)
             _play(io, np.zeros(round(SETTLE_S * rate), np.float32), block)
-        env.note(f"{PROG}: listening for {seconds:g} s: say a few words")
+        env.warn(f"listening for {seconds:g} s: say a few words")
         silence = np.zeros(block, np.float32)
         shown = 0
         for n in range(round(seconds / BLOCK_S)):
@@ -156,13 +156,13 @@ def setup(
     phones = _ask(env, stdin, "Do you listen on headphones? (yes/no)", "yes" if prefs.get("headphones") else "no")
     prefs["headphones"] = parse_value("headphones", phones)
     chosen = settings(env, {k: v for k, v in prefs.items() if k in ("a", "b", "headphones")})
-    env.note(f"{PROG}: playing a test sound and checking the microphone ({seconds:g} s)")
+    env.warn(f"playing a test sound and checking the microphone ({seconds:g} s)")
     try:
         report = run_mic_test(env, chosen, seconds, mic_file, speak=True)
     except AudioDeviceError as exc:
-        env.note(f"{PROG}: microphone check skipped: {exc.one_line()}")
+        env.warn(f"microphone check skipped: {exc.one_line()}")
     else:
         _print_report(env, report)
     write_prefs(path, prefs)
     env.out(f"saved in {path}: a = {prefs['a']}, b = {prefs['b']}, headphones = {str(prefs['headphones']).lower()}")
-    env.note(f"{PROG}: change any of it with '{PROG} config set KEY VALUE'; try: {PROG} timeout")
+    env.warn(f"change any of it with '{PROG} config set KEY VALUE'; try: {PROG} timeout")

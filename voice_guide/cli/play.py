@@ -67,7 +67,7 @@ def _print_summary(env: Env, result: SessionResult, names: Names) -> Recap:
             parts.append(plural(figures.interruptions, "interruption"))
         env.note("summary: " + ", ".join(parts))
     if result.underruns or result.overruns:
-        env.note(f"{PROG}: audio: {plural(result.underruns, 'underrun')}, {plural(result.overruns, 'overrun')}")
+        env.warn(f"audio: {plural(result.underruns, 'underrun')}, {plural(result.overruns, 'overrun')}")
     return figures
 
 
@@ -179,10 +179,10 @@ def run(
                 f"count channels from 1 to {io.input_channels}",
             )
         if record is not None:
-            env.note(
-                f"{PROG}: recording the microphone to {record}, as asked (--record)"
+            env.warn(
+                f"recording the microphone to {record}, as asked (--record)"
                 if io.input_channels
-                else f"{PROG}: --record: there is no microphone to record"
+                else "--record: there is no microphone to record"
             )
 
         def closing(result: SessionResult) -> str | None:
@@ -224,7 +224,7 @@ def opening_prompts(env: Env) -> tuple[str, ...]:
 
 def _who_is_who(env: Env, steps: Sequence[Step]) -> tuple[Step, ...]:
     """Say once, spoken and printed, who is who when the partners have no names."""
-    env.note(f"{PROG}: {WHO_IS_WHO} (save your names with: {PROG} config set a NAME)")
+    env.warn(f"{WHO_IS_WHO} (save your names with: {PROG} config set a NAME)")
     return (Say(WHO_IS_WHO, 0), *steps)
 
 
@@ -262,7 +262,7 @@ def play_session(
 
     def journal_warning(message: str) -> None:
         journal_problems.append(message)
-        env.note(f"{PROG}: {message}")
+        env.warn(message)
 
     info = SessionInfo(
         loaded.id, loaded.title, chosen.names.a, chosen.names.b, chosen.journal_settings(), is_test=chosen.offline
@@ -288,19 +288,19 @@ def play_session(
             bank=bank,
         )
     finally:
-        env.note(_saved_line(journal.session_id, journal_problems))
+        env.warn(_saved_line(journal.session_id, journal_problems))
 
 
 def _saved_line(session_id: int | None, problems: Sequence[str]) -> str:
     """Say in one line where the session was saved, or why it was not."""
     if session_id is not None and not problems:
-        return f"{PROG}: saved as session {session_id} (see: {PROG} history show {session_id})"
+        return f"saved as session {session_id} (see: {PROG} history show {session_id})"
     if not problems:
-        return f"{PROG}: not saved: the journal could not be opened"
+        return "not saved: the journal could not be opened"
     # The warning reads "the journal is not being written (WHY); ...": say WHY once more, briefly.
     last = problems[-1]
     why = last[last.find("(") + 1 : last.rfind(")")] if "(" in last else last
-    return f"{PROG}: not saved: the journal could not be written ({why})"
+    return f"not saved: the journal could not be written ({why})"
 
 
 def _play(
