@@ -15,9 +15,9 @@ from voice_guide.errors import SpeechEngineError
 from voice_guide.live.audio import FileIO
 from voice_guide.live.records import LoggedEvent, StepRecord
 from voice_guide.live.session import Session
-from voice_guide.script import Chime, Say, Step
+from voice_guide.script import Chime, Pause, Say, Step
 from voice_guide.sound.levels import Samples
-from voice_guide.sound.render import AheadClips, SessionClips
+from voice_guide.sound.render import AheadClips, SessionClips, StepwiseRender, blocks
 from voice_guide.sound.speech import ClipCache, Pyttsx3Speaker, Speaker
 from voice_guide.sound.timeline import compile_timeline
 from voice_guide.sound.wavfile import read_wav
@@ -160,3 +160,28 @@ def test_waiting_for_the_first_step_returns_with_its_prompt_made_or_raises(tmp_p
     broken = ClipCache(tmp_path / "broken", Broken(Pyttsx3Speaker(), 0.0), RATE)
     with AheadClips(broken, RATE, STEPS) as bank, pytest.raises(SpeechEngineError, match=r"cannot speak 'Sit down\.'"):
         bank.wait_ready(STEPS[0])
+
+
+def test_a_render_mixes_each_step_while_later_prompts_are_still_being_made(tmp_path: Path) -> None:
+    # The same blocks, sample for sample, as the timeline compiled after every prompt was
+    # made; but the first block is out when only the first prompt is made (the real espeak
+    # engine, slowed as a loaded machine might be, on the background thread).
+    speaker = SlowSpeaker(Pyttsx3Speaker(), delay_s=0.2)
+    steps: list[Step] = [*STEPS[:1], Pause(2.5, 2), Chime("start", 0), *STEPS[1:], Pause(1.0, 5)]
+    with AheadClips(ClipCache(tmp_path / "cache", speaker, RATE), RATE, steps, yield_cpu=False) as bank:
+        render = StepwiseRender(steps, bank, block_frames=RATE // 3)
+        made_at_block = []
+        streamed = []
+        for block in render.blocks():
+            made_at_block.append(bank.made)
+            streamed.append(block)
+    assert made_at_block[0] < len(bank.texts) == 3
+    assert "voice-guide-speech" in speaker.threads
+    whole = compile_timeline(steps, SessionClips(ClipCache(tmp_path / "cache", Pyttsx3Speaker(), RATE), RATE))
+    expected = list(blocks(whole, RATE // 3))
+    assert [len(b) for b in streamed] == [len(b) for b in expected]
+    assert all(np.array_equal(a, b) for a, b in zip(streamed, expected, strict=True))
+    assert render.timeline.steps == whole.steps
+    assert [(e.kind, e.start_frame, e.length_frames, e.text) for e in render.timeline.events] == [
+        (e.kind, e.start_frame, e.length_frames, e.text) for e in whole.events
+    ]

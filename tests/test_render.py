@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from voice_guide.paths import UserDirs
-from voice_guide.script import expand
+from voice_guide.script import expand, load
 from voice_guide.script.library import Library
 from voice_guide.sound.align import find_clip
-from voice_guide.sound.render import SessionClips, build
-from voice_guide.sound.speech import ClipCache, Pyttsx3Speaker
-from voice_guide.sound.wavfile import read_wav
+from voice_guide.sound.encode import _transcode as transcode
+from voice_guide.sound.render import SessionClips, blocks, build, cues_json
+from voice_guide.sound.speech import ClipCache, Pyttsx3Speaker, SpeechSettings, make_speaker, speech_identity
+from voice_guide.sound.wavfile import read_wav, to_pcm16, wav_writer
 
 from .conftest import REPO, CliResult, default_speaker
 
@@ -127,3 +128,64 @@ def test_render_rejects_an_unknown_format(cli: Cli, tmp_path: Path) -> None:
 
 def test_builtin_scripts_are_in_the_repo() -> None:
     assert len(list((REPO / "scripts").glob("*.yaml"))) >= 18
+
+
+STREAMED_SCRIPT = """title: Streamed {tag}
+summary: A render written while its prompts are made.
+steps:
+  - say: "Settle in, {tag}. Let your shoulders drop."
+  - chime: start
+  - breathe: {{count: 3, in: 2s, hold: 1s, out: 2s, counting: spoken}}
+  - say: "Now {a}, tell {b} one thing from today."
+  - listen: a
+    for: 3s
+    remind: 1s
+  - chime: end
+  - say: "Thank you both. That is the end, {tag}."
+"""
+
+
+def _packets(path: Path) -> list[str]:
+    """Return the md5 of every audio packet (an OGG's stream serial is random, so its bytes differ run to run)."""
+    listing = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-c", "copy", "-f", "framemd5", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line for line in listing.splitlines() if not line.startswith("#")]
+
+
+@pytest.mark.parametrize("engine", ["piper", "espeak"])
+@pytest.mark.parametrize("fmt", ["wav", "mp3", "ogg"])
+def test_a_cold_render_written_as_it_goes_is_the_file_a_warm_cache_makes(
+    cli: Cli, tmp_path: Path, home: Path, engine: str, fmt: str
+) -> None:
+    # Cold: these prompts are in no cache yet, so they are made while the steps are mixed
+    # and encoded. The reference is made as render made it before: every prompt from the
+    # (now warm) cache, the whole timeline compiled, a WAV written, then encoded by pydub.
+    script = tmp_path / "streamed.yaml"
+    script.write_text(STREAMED_SCRIPT.format(tag=f"{engine} {fmt}", a="{a}", b="{b}"))
+    out, cues = tmp_path / f"s.{fmt}", tmp_path / "s.json"
+    result = cli("render", str(script), "-o", str(out), "--cues", str(cues), "--engine", engine, "--rate", "150")
+    assert result.code == 0, result.err
+
+    speaker = make_speaker(SpeechSettings(engine, None, 150), UserDirs.from_environ({"VOICE_GUIDE_HOME": str(home)}))
+    cache = ClipCache(home / "cache" / "speech", speaker, 48_000)
+    synthesized = cache.synth_calls
+    loaded = load(script)
+    timeline = build(expand(loaded), cache)
+    assert cache.synth_calls == synthesized  # every prompt was in the cache already
+    reference_wav = tmp_path / "reference.wav"
+    with reference_wav.open("wb") as fh, wav_writer(fh, 1, 48_000) as wav:
+        for block in blocks(timeline):
+            wav.writeframes(to_pcm16(block))
+    reference = reference_wav
+    if fmt != "wav":
+        reference = tmp_path / f"reference.{fmt}"
+        transcode(reference_wav, reference, fmt, (), loaded.title)
+    if fmt == "ogg":
+        assert _packets(out) == _packets(reference)
+    else:
+        assert out.read_bytes() == reference.read_bytes()
+    assert json.loads(cues.read_text()) == cues_json(timeline, speech_identity(speaker))

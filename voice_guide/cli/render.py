@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -15,10 +15,9 @@ from voice_guide.errors import UsageError
 from voice_guide.script import Step, expand
 from voice_guide.script.durations import format_duration, plural
 from voice_guide.sound.encode import EMBEDS_CHAPTERS, FORMATS, write_audio
-from voice_guide.sound.levels import Samples
-from voice_guide.sound.render import blocks, build, chapters, write_cues
+from voice_guide.sound.render import AheadClips, SessionClips, StepwiseRender, chapters, write_cues
 from voice_guide.sound.render import prepare as prepare_clips
-from voice_guide.sound.speech import speech_identity
+from voice_guide.sound.speech import Pyttsx3Speaker, speech_identity
 from voice_guide.sound.timeline import frames_to_s
 
 
@@ -46,20 +45,19 @@ def render(
     named = [("-o", out, tuple(FORMATS)), ("--cues", cues, ("json",)), ("--chapters", vtt, ("vtt",))]
     check_paths(named, loaded, steps)
     cache = clip_cache(env, chosen)
-    with progress(env, "Preparing speech") as update:
-        timeline = build(steps, cache, update)
-    with progress(env, "Rendering") as update:
-        total = timeline.length_frames
-
-        def tracked() -> Iterator[Samples]:
-            done = 0
-            for block in blocks(timeline):
-                done += len(block)
-                update(done, total)
-                yield block
-
-        marks = chapters(timeline) if with_chapters else []
-        written = write_audio(out, tracked(), timeline.sample_rate_hz, marks, title=loaded.title)
+    rate_hz = chosen.sample_rate_hz
+    # Piper makes the prompts on a thread ahead of the steps being mixed, and ffmpeg encodes
+    # as they are written, so a cold render takes about as long as the slower of the two.
+    # espeak-ng speaks on this thread, as each step needs it (it silences stdout while it
+    # speaks, and makes a whole session in well under a second).
+    ahead = not isinstance(cache.speaker, Pyttsx3Speaker)
+    with contextlib.ExitStack() as stack:
+        bank = stack.enter_context(AheadClips(cache, rate_hz, steps, yield_cpu=False)) if ahead else None
+        update = stack.enter_context(progress(env, "Rendering"))
+        session = StepwiseRender(steps, bank or SessionClips(cache, rate_hz), update)
+        marks = (lambda: chapters(session.timeline)) if with_chapters else ()
+        written = write_audio(out, session.blocks(), rate_hz, marks, title=loaded.title)
+    timeline = session.timeline
     if cues is not None:
         write_cues(cues, timeline, speech_identity(cache.speaker))
         written.append(cues)

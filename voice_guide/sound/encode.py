@@ -1,4 +1,4 @@
-"""Write a session's audio to a file: WAV streamed as it is mixed, compressed formats through ffmpeg.
+"""Write a session's audio to a file as it is mixed: WAV ourselves, compressed formats piped through ffmpeg.
 
 Chapters (where each step starts) are embedded where the container allows
 (mp3, m4a, ogg, flac) and written as WebVTT beside a WAV.
@@ -6,10 +6,12 @@ Chapters (where each step starts) are embedded where the container allows
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,32 +51,44 @@ def format_of(path: Path) -> str:
     return ext
 
 
+ChapterSource = Sequence[Chapter] | Callable[[], Sequence[Chapter]]
+
+
 def write_audio(
-    path: Path, blocks: Iterable[Samples], sample_rate_hz: int, chapters: Sequence[Chapter] = (), title: str = ""
+    path: Path, blocks: Iterable[Samples], sample_rate_hz: int, chapters: ChapterSource = (), title: str = ""
 ) -> list[Path]:
     """Write mono audio from `blocks` to `path` (format from its extension); return the files written.
 
     Chapters are embedded in mp3 and m4a and written as `<name>.vtt` for the other formats.
+    `chapters` may be a function called once every block is written (a render learns where
+    its steps start as it goes). Blocks are encoded as they come: a WAV is written as it
+    is mixed and other formats are piped into ffmpeg, except mp3 and m4a with chapters,
+    whose chapters ffmpeg must read before the audio (a WAV is written first, then encoded).
 
     The file appears whole or not at all: it is written beside the target and renamed.
     """
     fmt = format_of(path)
     if not path.parent.is_dir():
         raise UsageError(f"-o {path}: folder {path.parent} does not exist", "create it or pick another path")
+    wants_chapters = callable(chapters) or bool(chapters)
+    embed = fmt in EMBEDS_CHAPTERS
     tmp = temp_beside(path, "wav")
     try:
-        with open_new(tmp) as fh, wav_writer(fh, 1, sample_rate_hz) as out:
-            for block in blocks:
-                out.writeframes(to_pcm16(block))
-        embed = fmt in EMBEDS_CHAPTERS
+        if fmt != "wav" and not (embed and wants_chapters):
+            _encode_piped(blocks, path, fmt, sample_rate_hz, title)
+        else:
+            with open_new(tmp) as fh, wav_writer(fh, 1, sample_rate_hz) as out:
+                for block in blocks:
+                    out.writeframes(to_pcm16(block))
+        marks = chapters() if callable(chapters) else chapters
         if fmt == "wav":
             os.replace(tmp, path)
-        else:
-            _transcode(tmp, path, fmt, chapters if embed else (), title)
+        elif embed and wants_chapters:
+            _transcode(tmp, path, fmt, marks, title)
         written = [path]
-        if chapters and not embed:
+        if marks and not embed:
             vtt = path.with_suffix(".vtt")
-            write_text(vtt, webvtt(chapters))
+            write_text(vtt, webvtt(marks))
             written.append(vtt)
         return written
     except OSError as exc:
@@ -83,13 +97,61 @@ def write_audio(
         tmp.unlink(missing_ok=True)
 
 
-def _transcode(wav: Path, path: Path, fmt: str, chapters: Sequence[Chapter], title: str) -> None:
-    from pydub import AudioSegment  # imported here: only compressed output needs it (and ffmpeg)
+def _ffmpeg_output_args(fmt: str, title: str) -> list[str]:
+    """Return ffmpeg's arguments after the input for `fmt`: the arguments pydub gave it, so files match."""
+    muxer, codec = FORMATS[fmt] or ("", "")
+    args = ["-hide_banner", "-loglevel", "error", "-acodec", codec]
+    if title:
+        args += ["-metadata", f"title={title}"]
+        if fmt == "mp3":
+            args += ["-id3v2_version", "4"]
+    return [*args, "-f", muxer]
 
-    if shutil.which("ffmpeg") is None:
+
+def _need_ffmpeg(path: Path) -> str:
+    found = shutil.which("ffmpeg")
+    if found is None:
         raise AudioFileError(
             f"cannot write {path}: ffmpeg is not installed", "install it (sudo apt-get install ffmpeg) or write a .wav"
         )
+    return found
+
+
+def _encode_piped(blocks: Iterable[Samples], path: Path, fmt: str, sample_rate_hz: int, title: str) -> None:
+    """Encode 16-bit blocks into `path` with ffmpeg as they come, through a pipe."""
+    ffmpeg = _need_ffmpeg(path)
+    raw_input = ["-f", "s16le", "-ar", str(sample_rate_hz), "-ac", "1", "-i", "pipe:0"]
+    with tempfile.TemporaryFile() as errors, replacing(path) as part:
+        command = [ffmpeg, "-y", *raw_input, *_ffmpeg_output_args(fmt, title), str(part)]
+        encoder = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors)
+        assert encoder.stdin is not None
+        try:
+            try:
+                for block in blocks:
+                    encoder.stdin.write(to_pcm16(block))
+            except BrokenPipeError:
+                pass  # ffmpeg gave up: its exit status and message say why, below
+            finally:
+                with contextlib.suppress(BrokenPipeError):
+                    encoder.stdin.close()
+            encoder.wait()
+        except BaseException:
+            encoder.kill()  # a failure making the audio (or Ctrl-C): no half-encoded file
+            encoder.wait()
+            raise
+        if encoder.returncode != 0:
+            errors.seek(0)
+            said = errors.read().decode(errors="replace").strip().splitlines()
+            raise AudioFileError(
+                f"ffmpeg could not write {path}: {said[0] if said else f'exit status {encoder.returncode}'}",
+                "try another format, or .wav",
+            )
+
+
+def _transcode(wav: Path, path: Path, fmt: str, chapters: Sequence[Chapter], title: str) -> None:
+    from pydub import AudioSegment  # imported here: only compressed output needs it (and ffmpeg)
+
+    _need_ffmpeg(path)
     muxer, codec = FORMATS[fmt] or ("", "")
     with tempfile.TemporaryDirectory(prefix="voice-guide-") as scratch:
         params = ["-hide_banner", "-loglevel", "error"]

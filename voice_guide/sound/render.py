@@ -1,8 +1,9 @@
 """Turn an expanded plan into sound: gather the clips, compile the timeline, write files.
 
 `prepare` fills the speech cache up front (with a progress callback) and
-`SessionClips` serves clips from memory; `AheadClips` instead makes a live session's
-prompts on a background thread in play order, so the session starts with the first.
+`SessionClips` serves clips from memory; `AheadClips` instead makes a session's prompts
+on a background thread in play order, so a live session starts with the first and
+`StepwiseRender` mixes and writes each step while later prompts are being made.
 """
 
 from __future__ import annotations
@@ -25,7 +26,18 @@ from voice_guide.sound.clips import condition, resample
 from voice_guide.sound.encode import Chapter
 from voice_guide.sound.levels import Samples
 from voice_guide.sound.speech import ClipCache, SpeechIdentity
-from voice_guide.sound.timeline import Event, Timeline, compile_timeline, frames_to_s, spoken_texts
+from voice_guide.sound.timeline import (
+    ClipBank,
+    Event,
+    Mixer,
+    Placed,
+    Timeline,
+    compile_timeline,
+    frames_to_s,
+    place_steps,
+    spoken_texts,
+    timeline_of,
+)
 from voice_guide.sound.tones import BREATH_DIRECTIONS, breath_tone, synth_cue
 from voice_guide.sound.wavfile import read_wav
 
@@ -97,9 +109,14 @@ class AheadClips(SessionClips):
         sample_rate_hz: int,
         steps: Sequence[Step],
         on_made: Callable[[], None] | None = None,
+        *,
+        yield_cpu: bool = True,
     ) -> None:
         super().__init__(cache, sample_rate_hz)
         self._on_made = on_made  # called on the speech thread after each prompt is made
+        # A live session's speech gives way to the audio after the first prompt; a render's
+        # waits for nothing else, so it keeps its priority (it is what the render waits on).
+        self._yield_cpu = yield_cpu
         self._steps = tuple(steps)
         self.texts = tuple(spoken_texts(steps))
         self._queued = frozenset(self.texts)
@@ -171,7 +188,7 @@ class AheadClips(SessionClips):
         # every other program on a busy machine, and the first sound waited for them).
         first_count = next((len(spoken_texts([s])) for s in self._steps if spoken_texts([s])), 0)
         for index, text in enumerate(self.texts):
-            if index == first_count:
+            if index == first_count and self._yield_cpu:
                 _lower_priority()
             with self._cond:
                 if self._stop:
@@ -219,6 +236,59 @@ def build(steps: Sequence[Step], cache: ClipCache, progress: Progress | None = N
     """Prepare all clips, then compile the session's timeline."""
     prepare(steps, cache, progress)
     return compile_timeline(steps, SessionClips(cache, cache.sample_rate_hz))
+
+
+class StepwiseRender:
+    """A session placed one step at a time and mixed block by block as it is placed (what `render` writes).
+
+    `blocks()` places each step, asking the bank for its clips (an AheadClips bank waits
+    there for speech still being made), and yields every block that ends before the end
+    of what is placed: nothing placed later starts before it, so the block is final. The
+    blocks are the same, sample for sample, as mixing the whole compiled timeline; the
+    Timeline itself (for cues and chapters) is `timeline` once every block is out.
+    """
+
+    def __init__(
+        self, steps: Sequence[Step], bank: ClipBank, progress: Progress | None = None, block_frames: int = BLOCK_FRAMES
+    ) -> None:
+        self.steps = tuple(steps)
+        self.bank = bank
+        self.progress = progress  # (steps placed, steps)
+        self.block_frames = block_frames
+        self._timeline: Timeline | None = None
+
+    @property
+    def timeline(self) -> Timeline:
+        """Return the whole placed timeline; only once `blocks()` has yielded its last block."""
+        if self._timeline is None:
+            raise RuntimeError("the render has not finished placing its steps")
+        return self._timeline
+
+    def blocks(self) -> Iterator[Samples]:
+        """Yield the mixed session in blocks of `block_frames` (the last may be shorter), placing as it goes."""
+        mixer = Mixer()
+        placed: list[tuple[Placed, list[Event]]] = []
+        done_frames = 0
+        total = len(self.steps)
+        if self.progress is not None:
+            self.progress(0, total)
+        for step, events in place_steps(self.steps, self.bank):
+            # Added in placing order, so clips starting on the same frame sum in the order
+            # the compiled timeline sums them (float sums depend on it).
+            for event in events:
+                mixer.add(event)
+            placed.append((step, events))
+            while done_frames + self.block_frames <= step.end_frame:
+                yield mixer.mix(done_frames, self.block_frames)
+                done_frames += self.block_frames
+            if self.progress is not None:
+                self.progress(len(placed), total)
+        end_frame = placed[-1][0].end_frame if placed else 0
+        while done_frames < end_frame:
+            n_frames = min(self.block_frames, end_frame - done_frames)
+            yield mixer.mix(done_frames, n_frames)
+            done_frames += n_frames
+        self._timeline = timeline_of(self.bank.sample_rate_hz, placed)
 
 
 def blocks(timeline: Timeline, block_frames: int = BLOCK_FRAMES) -> Iterator[Samples]:

@@ -323,18 +323,29 @@ def remind_event(index: int, frame: int, bank: ClipBank) -> Event:
     return Event("chime", index, frame, len(tick), tick, name="remind")
 
 
-def compile_timeline(steps: Sequence[Step], bank: ClipBank) -> Timeline:
-    """Place every step and clip at its frame, end to end from frame 0."""
-    events: list[Event] = []
-    placed: list[Placed] = []
+def place_steps(steps: Sequence[Step], bank: ClipBank) -> Iterator[tuple[Placed, list[Event]]]:
+    """Place the steps end to end from frame 0, yielding each with its events as soon as it is placed.
+
+    Every event of a later step starts at or after this step's end, so the sound before
+    that frame is final: a render can mix and write it while later prompts are made.
+    """
     cursor = 0
     for index, step in enumerate(steps):
         step_events, length = place_step(step, index, cursor, bank)
-        events += step_events
-        placed.append(Placed(index, step, cursor, length))
+        yield Placed(index, step, cursor, length), step_events
         cursor += length
+
+
+def timeline_of(sample_rate_hz: int, placed: Sequence[tuple[Placed, list[Event]]]) -> Timeline:
+    """Return the Timeline of steps placed by `place_steps`, events sorted by start (ties in placing order)."""
+    events = [event for _, step_events in placed for event in step_events]
     events.sort(key=lambda e: e.start_frame)
-    return Timeline(bank.sample_rate_hz, tuple(placed), tuple(events))
+    return Timeline(sample_rate_hz, tuple(p for p, _ in placed), tuple(events))
+
+
+def compile_timeline(steps: Sequence[Step], bank: ClipBank) -> Timeline:
+    """Place every step and clip at its frame, end to end from frame 0."""
+    return timeline_of(bank.sample_rate_hz, list(place_steps(steps, bank)))
 
 
 def _breathe_events(step: Breathe, index: int, start_frame: int, bank: ClipBank) -> list[Event]:
