@@ -344,22 +344,33 @@ def test_unwritable_journal_warns_once_and_the_session_goes_on(cli: Cli, tmp_pat
     assert json.loads((tmp_path / "log.json").read_text())["ended_by"] == "complete"
 
 
-def _open_and_close(path: str, warnings: Any) -> None:
-    notes: list[str] = []
-    Journal(Path(path), SessionInfo("s", "S", "A", "B", None), notes.append).close("complete", 1.0, 0)
-    warnings.put(notes)
+ROUNDS = 200
+
+
+def _open_and_close_each_round(folder: str, start: Any, warnings: Any) -> None:
+    """Open and close a brand-new journal per round, in step with the other process."""
+    for round_ in range(ROUNDS):
+        notes: list[str] = []
+        start.wait(timeout=30)  # both processes open the same new file at once
+        path = Path(folder) / f"r{round_}" / "journal.sqlite3"
+        Journal(path, SessionInfo("s", "S", "A", "B", None), notes.append).close("complete", 1.0, 0)
+        warnings.put((round_, notes))
 
 
 def test_a_new_journal_opened_by_two_processes_at_once_works_for_both(tmp_path: Path) -> None:
     # Two processes switching a brand-new file to WAL used to see "database is locked"
     # at once (a few rounds in 200); opening now retries within the busy timeout.
+    # Two long-lived processes meet at a barrier each round: forking two per round
+    # cost two minutes for the same 200 races.
     ctx = multiprocessing.get_context("fork")
-    for round_ in range(200):
-        path = str(tmp_path / f"r{round_}" / "journal.sqlite3")
-        warnings = ctx.Queue()
-        procs = [ctx.Process(target=_open_and_close, args=(path, warnings)) for _ in range(2)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(timeout=30)
-        assert [warnings.get(timeout=10) for _ in procs] == [[], []], round_
+    start = ctx.Barrier(2)
+    warnings = ctx.Queue()
+    procs = [ctx.Process(target=_open_and_close_each_round, args=(str(tmp_path), start, warnings)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    results = [warnings.get(timeout=60) for _ in range(2 * ROUNDS)]
+    for p in procs:
+        p.join(timeout=30)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert len(results) == 2 * ROUNDS
+    assert [r for r in results if r[1]] == []
