@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,12 @@ from voice_guide.paths import UserDirs
 from voice_guide.sound.speech import Speaker, SpeechSettings, make_speaker
 
 REPO = Path(__file__).resolve().parent.parent
+
+# A shell without job control starts background commands with SIGINT ignored, and an
+# ignored signal stays ignored in every child: the Ctrl-C tests' sessions would never
+# see theirs. Python's own handler here is reset to the default in each child instead.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass(frozen=True)
