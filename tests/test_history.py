@@ -361,7 +361,7 @@ def test_a_new_journal_opened_by_two_processes_at_once_works_for_both(tmp_path: 
     # Two processes switching a brand-new file to WAL used to see "database is locked"
     # at once (a few rounds in 200); opening now retries within the busy timeout.
     # Two long-lived processes meet at a barrier each round: forking two per round
-    # cost two minutes for the same 200 races.
+    # cost most of a minute (two under load) for the same 200 races.
     ctx = multiprocessing.get_context("fork")
     start = ctx.Barrier(2)
     warnings = ctx.Queue()

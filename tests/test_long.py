@@ -37,7 +37,7 @@ def resident_bytes() -> int:
 class MemoryWatch(Quiet):
     """Sample memory at every step, to see whether it grows with the session.
 
-    Two measures, both cheap (tracemalloc made the hour twenty times slower): the
+    Two measures, both cheap (tracemalloc made the hour five times slower): the
     resident size catches numpy buffers kept alive, and the count of Python's allocated
     blocks catches lists or records that grow with every step.
     """
