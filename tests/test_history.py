@@ -372,5 +372,4 @@ def test_a_new_journal_opened_by_two_processes_at_once_works_for_both(tmp_path: 
     for p in procs:
         p.join(timeout=30)
     assert [p.exitcode for p in procs] == [0, 0]
-    assert len(results) == 2 * ROUNDS
     assert [r for r in results if r[1]] == []
