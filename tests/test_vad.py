@@ -432,6 +432,37 @@ def test_an_answer_over_babble_is_found_and_its_talk_ends_with_it() -> None:
         assert bool(abs(last_end_s - end_s) <= 0.3) == ends_with_it, [(s.start_s, s.end_s) for s in regions]
 
 
+def answer_of_prompts(seed: int, gap_s: float, count: int = 6) -> tuple[Samples, float]:
+    """Return `count` en test prompts with `gap_s` between them (a long answer) and its speech power."""
+    names = sc.split(sc.prompt_files("en"), "test")
+    picks = np.random.default_rng(seed).choice(len(names), count, replace=False)
+    clips = [sc.prompt("en", names[int(i)].stem, RATE) for i in picks]
+    gap = np.zeros(round(gap_s * RATE), np.float32)
+    answer = np.concatenate([part for c in clips for part in (c.samples, gap)])[: -gap.size]
+    labels = np.concatenate([c.labels for c in clips])
+    return answer, sc.Corpus(answer, labels, RATE, ()).speech_power()
+
+
+@needs_corpus
+@pytest.mark.parametrize("seed", [4, 7])
+def test_talk_over_babble_ends_with_a_long_answer_confirmed_as_the_estimate_dipped(seed: int) -> None:
+    # Six prompts with pauses a little over the hangover: each is confirmed anew, and for these
+    # seeds one confirmation falls on a window full of the last words, where the babble estimate
+    # dips to nothing. Were that held, the babble floor would be off to the end of the answer and
+    # the television after it would be talk for as long as the floors are held (here 8 s of it).
+    answer, power = answer_of_prompts(seed, 0.4)
+    lead_s, tail_s = 8.0, 8.0
+    n = round((lead_s + tail_s) * RATE) + answer.size
+    x = sc.babble(n, RATE, np.random.default_rng(seed + 100), files=sc.split(sc.prompt_files("en"), "tune"))
+    x = x * np.float32(math.sqrt(power / 10.0)) + background((lead_s + tail_s) + answer.size / RATE)[:n]
+    x[round(lead_s * RATE) : round(lead_s * RATE) + answer.size] += answer
+    end_s = lead_s + answer.size / RATE
+    found = detect_speech(x, RATE)
+    over_it = [s for s in found if s.start_s < end_s]
+    assert over_it and over_it[0].start_s < lead_s + 0.3
+    assert max(s.end_s for s in over_it) <= end_s + 1.0, [(round(s.start_s, 2), round(s.end_s, 2)) for s in found]
+
+
 @needs_espeak
 def test_analyze_reports_a_spoken_sentence() -> None:
     speech = vs.espeak_clips(RATE)[0]

@@ -14,7 +14,9 @@ How `VoiceDetector` decides (each figure chosen on the real recordings of bench/
    Babble (other voices: a television, a party) dips far under its mean, so its minimum
    is no floor for it: where `spread_bands` bands have a low percentile of their recent
    levels `spread_db` or more over their minimum, the floor is that percentile raised by
-   `spread_gain_db`; while talk goes on it too may rise only `floor_hold_rise_db`.
+   `spread_gain_db`; while talk goes on it too may rise only `floor_hold_rise_db`, over where
+   it was when the talk was confirmed or, if higher, over babble heard in a pause within
+   `babble_memory_s` (talk confirmed on a moment the estimate dipped keeps the babble floor).
 3. A frame's score is the mean SNR of its best `top_bands` bands: speech stands out
    where the noise is weak, whatever its colour. A region opens once `start_s` of frames
    score `enter_db` (a click is too short), stays open while the score is over `exit_db`,
@@ -100,6 +102,9 @@ class VadConfig:
     flutter (the narrow low band of a steady noise, a long answer's own levels) is not babble."""
     spread_gain_db: float = 3.0
     """Babble's floor lies this far over that percentile."""
+    babble_memory_s: float = 6.0
+    """Babble heard in a pause this recently holds the babble floor, while talk goes on, at no less than its
+    level: talk confirmed just as the estimate dipped must not switch the babble floor off for a whole answer."""
     calibration_s: float = 0.01
     """Opening stretch (ignored frames not counted) heard before anything is decided."""
     ignore_tail_s: float = 0.15
@@ -116,6 +121,8 @@ class VadConfig:
             raise ValueError(f"spread_bands must lie in 1-{len(self.bands_hz)} and spread_quantile in [0, 1)")
         if min(self.start_s, self.hangover_s, self.smooth_s, self.calibration_s, self.floor_window_s) <= 0.0:
             raise ValueError("start_s, hangover_s, smooth_s, calibration_s and floor_window_s must be positive")
+        if self.babble_memory_s < 0.0:
+            raise ValueError(f"babble_memory_s must not be negative, got {self.babble_memory_s}")
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,7 @@ class VoiceDetector:
         self._voiced_frames = self._frames_of(cfg.talk_voiced_s) if cfg.talk_voiced_s > 0 else 0
         self._talk_window = self._frames_of(cfg.talk_window_s)
         self._hold_frames = self._frames_of(cfg.floor_hold_s)
+        self._babble_memory = self._frames_of(cfg.babble_memory_s)
         self._hold_rise = 10.0 ** (cfg.floor_hold_rise_db / 10.0)
         self._hang_frames = self._frames_of(cfg.hangover_s)
         self._calib_frames = self._frames_of(cfg.calibration_s)
@@ -291,7 +299,7 @@ class VoiceDetector:
         self._min_floor = floor
         assert self._minimum.low is not None
         holding = talking and frame - self._region_start < self._hold_frames
-        spread = self._spread.update(smooth, self._minimum.low)
+        spread = self._spread.update(smooth, self._minimum.low, quiet=not self._open)
         self._spread_now = spread
         if spread is not None and holding:
             # As the minimum's: while talk goes on the babble floor may rise only so far over where
@@ -365,6 +373,11 @@ class VoiceDetector:
     def _confirm(self) -> None:
         self._held = self._min_floor
         self._spread_held = self._spread_now
+        babble = self._spread.babble_within(self._babble_memory)
+        if babble is not None and self._spread_held is not None:
+            # The estimate can dip for a moment (a window that held the last words); were that held,
+            # the babble floor would be off for the whole answer and babble after it taken for talk.
+            self._spread_held = np.maximum(self._spread_held, babble)
         self._talk = True
         self._talk_start = self._region_start
         self._last_voiced = self._region_last

@@ -84,6 +84,9 @@ class SpreadFloor:
         self._stored = 0
         self._count = 0
         self._estimate: Power | None = None
+        self.last_babble: Power | None = None
+        """The last estimate that sounded like babble while no one was talking."""
+        self._last_babble_at = 0
 
     @property
     def full(self) -> bool:
@@ -95,8 +98,12 @@ class SpreadFloor:
         """Return how many windows of levels have been heard."""
         return self._stored / self._size
 
-    def update(self, smooth: Power, low: Power) -> Power | None:
-        """Take one frame's smoothed band levels and their minimum (no bias); return the estimate (mean-square)."""
+    def update(self, smooth: Power, low: Power, quiet: bool) -> Power | None:
+        """Take one frame's smoothed band levels and their minimum (no bias); return the estimate (mean-square).
+
+        `quiet` says no one is talking (no region open): an estimate that sounds like babble then is kept
+        as `last_babble`, since it cannot be the partner's own words.
+        """
         self._count += 1
         if self._count % self._step and self._levels is not None:
             return self._estimate
@@ -113,10 +120,19 @@ class SpreadFloor:
         # Babble stays mostly under its own floor; a partner's words in the window rise far over it.
         over = np.mean(held > level * self._gain * _OVER, axis=0)
         spread_out = (short >= 1.0) & (over <= _MAX_OVER)
-        if np.count_nonzero(spread_out) < self._min_bands:
+        babble = np.count_nonzero(spread_out) >= self._min_bands
+        if not babble:
             # Babble is voices, wide band: one band's own flutter (a narrow low band of steady noise) is not it.
             short = np.full_like(short, 0.1)
         estimate: Power = level * self._gain * short**3
         # Until a whole window is heard the percentile may be the partner's first words: no estimate yet.
         self._estimate = estimate if self.full else None
+        if babble and quiet and self.full:
+            self.last_babble, self._last_babble_at = estimate, self._count
         return self._estimate
+
+    def babble_within(self, frames: int) -> Power | None:
+        """Return the last estimate heard as babble in a quiet moment, if it is at most `frames` old."""
+        if self.last_babble is None or self._count - self._last_babble_at > frames:
+            return None
+        return self.last_babble
