@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from voice_guide.errors import AudioFileError, ScriptError, UsageError
@@ -55,8 +55,10 @@ def test_set_values(cli: Cli, value: str) -> None:
 
 @FUZZ
 @given(pair=st.text(max_size=16).filter(lambda s: "\x00" not in s))
+@example(pair="--debug")
 def test_set_pairs(cli: Cli, pair: str) -> None:
-    _one_line_or_ok(cli("show", "mindful-pause", "--set", pair))
+    # Joined with "=", so a value such as "--debug" is the option's value, never a flag of its own.
+    _one_line_or_ok(cli("show", "mindful-pause", f"--set={pair}"))
 
 
 @FUZZ
@@ -71,13 +73,13 @@ def test_device_names(cli: Cli, name: str) -> None:
 
 @FUZZ
 @given(spec=st.text(max_size=12).filter(lambda s: "\x00" not in s))
+@example(spec="--debug")
 def test_mic_channel_specs(cli: Cli, spec: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     folder = tmp_path_factory.mktemp("mc")
     result = cli(
         "run",
         "mindful-pause",
-        "--mic-channels",
-        spec,
+        f"--mic-channels={spec}",  # as --set=: "--debug" here is a value, not the flag
         "--out",
         str(folder / "o.wav"),
         "--no-mic",
