@@ -60,6 +60,48 @@ def test_a_silent_microphone_is_noted_once_and_turns_last_their_time(tmp_path: P
     assert turn.ended_by == "time" and turn.end_s - turn.start_s == pytest.approx(15.0)
 
 
+class StalledCapture(FileIO):
+    """A microphone whose blocks stop coming after `stall_s` while the output plays on (a hung capture)."""
+
+    def __init__(self, mic_path: Path, stall_s: float) -> None:
+        super().__init__(mic_path, None, RATE)
+        self.stall_frame = round(stall_s * RATE)
+        self.handed = 0
+
+    def exchange(self, block: Samples) -> list[MicBlock]:
+        heard = super().exchange(block)
+        self.handed += len(block)
+        if self.handed > 120 * RATE:
+            raise RuntimeError("the session still plays after 120 s")  # a failing test must not spin for good
+        return heard if self.handed < self.stall_frame else []
+
+
+@pytest.mark.parametrize(("stall_s", "talk", "ended_by"), [(0.0, False, "time"), (3.0, False, "time"),
+                                                           (5.0, True, "silence")])  # fmt: skip
+def test_a_capture_that_stops_delivering_still_ends_the_turn(
+    tmp_path: Path, stall_s: float, talk: bool, ended_by: str
+) -> None:
+    # The output plays on, so the session clock moves: the turn keeps its time by that clock
+    # instead of waiting for decisions that never come (the session used to hang in the turn).
+    # With talk just before the stall (1.5-4.8 s), what follows it is silence and ends the turn.
+    from .support import mic_with_speech
+
+    write_wav(tmp_path / "mic.wav", mic_with_speech(20.0, [(1.5, 4.8)] if talk else []), RATE)
+    io = StalledCapture(tmp_path / "mic.wav", stall_s)
+    options = SessionOptions(headphones=True)
+    session = Session(STEPS, Bank(), io, Notes(), gate_factory=lambda: VoiceDetector(RATE), options=options)
+    result = session.run()
+    assert result.ended_by == "complete"
+    turn = result.turns[0]
+    assert turn.ended_by == ended_by, turn
+    if talk:
+        assert turn.first_speech_s is not None
+        # until_silence is 1 s: about where it would have ended had the microphone gone on.
+        assert turn.end_s <= stall_s + 1.5, turn
+    else:
+        assert turn.end_s - turn.start_s == pytest.approx(15.0)
+
+
 class Voices(Bank):
     """Each line its own noise, so a matched filter tells the lines apart in the output."""
 

@@ -49,6 +49,10 @@ VAD_FRAME_S = 0.01
 FADE_S = 0.03
 # Talking over the other partner for this long counts as an interruption.
 INTERRUPTION_S = 1.0
+# How far the microphone's decisions may fall behind the session clock (normally the
+# output lead plus the device's buffers, well under a second) before a turn keeps its time
+# without them: a capture that stalls while the output plays on must not hold a turn open.
+MIC_LATE_S = 2.0
 # On quit the feedback sound is faded out over this, so q ends at once.
 QUIT_TICK_S = 0.05
 # The feedback sound each command makes, so eyes-closed partners know what happened.
@@ -159,6 +163,7 @@ class Session:
         # What had happened when run() was interrupted (Ctrl-C, a device failure): saved, then re-raised.
         self.result_so_far: SessionResult | None = None
         self._interruption_frames = s_to_frames(INTERRUPTION_S, self.rate) // self.block * self.block
+        self._mic_late_frames = s_to_frames(MIC_LATE_S, self.rate)
 
     # ---------------------------------------------------------------- the loop
 
@@ -302,6 +307,11 @@ class Session:
                 continue
             if not self.mic:
                 heard = [Heard(self.clock.session, {}, {})]
+            late = self.clock.session - self._mic_late_frames
+            if self.mic and decides and late > tracker.last_frame and not any(v.frame >= late for v in heard):
+                # The capture stalled (or drops frames) while the output plays on: its decisions would
+                # never reach the turn's end. Until they catch up the turn hears nobody, by this clock.
+                heard = [*heard, Heard(late, {}, {})]
             if scheduler is not None:
                 heard = [scheduler.merge(verdict) for verdict in heard]
             for verdict in heard:
