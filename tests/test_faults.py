@@ -102,6 +102,36 @@ def test_a_capture_that_stops_delivering_still_ends_the_turn(
         assert turn.end_s - turn.start_s == pytest.approx(15.0)
 
 
+class DroppingCapture(FileIO):
+    """A microphone that loses one block in eight (a capture overflowing under load): blocks still come."""
+
+    def __init__(self, mic_path: Path) -> None:
+        super().__init__(mic_path, None, RATE)
+        self.calls = 0
+
+    def exchange(self, block: Samples) -> list[MicBlock]:
+        heard = super().exchange(block)
+        self.calls += 1
+        return [] if self.calls % 8 == 0 else heard
+
+
+def test_a_capture_that_drops_blocks_is_waited_for_not_overtaken(tmp_path: Path) -> None:
+    # Its decisions fall behind the session clock by an eighth of the time (past MIC_LATE_S
+    # from 16 s on, while the talk goes on to 40 s), but they keep coming: the turn follows
+    # them, and counts the talk they carry.
+    from .support import mic_with_speech
+
+    write_wav(tmp_path / "mic.wav", mic_with_speech(50.0, [(1.5, 40.0)]), RATE)
+    steps: list[Step] = [Say("Go.", 1), Listen("a", "Ann", 60.0, 2, until_silence_s=1.0), Say("Done.", 3)]
+    options = SessionOptions(headphones=True)
+    io = DroppingCapture(tmp_path / "mic.wav")
+    session = Session(steps, Bank(), io, Notes(), gate_factory=lambda: VoiceDetector(RATE), options=options)
+    turn = session.run().turns[0]
+    assert turn.ended_by == "silence", turn
+    # Seven eighths of 38.5 s of talk arrive (33.7 s); nearly all of it is counted.
+    assert turn.talk_s >= 32.0, turn
+
+
 class Voices(Bank):
     """Each line its own noise, so a matched filter tells the lines apart in the output."""
 

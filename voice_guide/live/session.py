@@ -49,9 +49,9 @@ VAD_FRAME_S = 0.01
 FADE_S = 0.03
 # Talking over the other partner for this long counts as an interruption.
 INTERRUPTION_S = 1.0
-# How far the microphone's decisions may fall behind the session clock (normally the
-# output lead plus the device's buffers, well under a second) before a turn keeps its time
-# without them: a capture that stalls while the output plays on must not hold a turn open.
+# Session time with no microphone block at all after which a turn keeps its time without
+# the mic: a capture that stalls while the output plays on must not hold a turn open. (A
+# capture that drops frames still sends blocks; its decisions only lag, and are waited for.)
 MIC_LATE_S = 2.0
 # On quit the feedback sound is faded out over this, so q ends at once.
 QUIT_TICK_S = 0.05
@@ -164,6 +164,7 @@ class Session:
         self.result_so_far: SessionResult | None = None
         self._interruption_frames = s_to_frames(INTERRUPTION_S, self.rate) // self.block * self.block
         self._mic_late_frames = s_to_frames(MIC_LATE_S, self.rate)
+        self._mic_block_at = 0  # the session frame when the last microphone block came
 
     # ---------------------------------------------------------------- the loop
 
@@ -308,9 +309,9 @@ class Session:
             if not self.mic:
                 heard = [Heard(self.clock.session, {}, {})]
             late = self.clock.session - self._mic_late_frames
-            if self.mic and decides and late > tracker.last_frame and not any(v.frame >= late for v in heard):
-                # The capture stalled (or drops frames) while the output plays on: its decisions would
-                # never reach the turn's end. Until they catch up the turn hears nobody, by this clock.
+            if self.mic and decides and self._mic_block_at < late and late > tracker.last_frame:
+                # The capture stalled while the output plays on: no decision would ever reach the
+                # turn's end. Until blocks come again the turn hears nobody, by the session clock.
                 heard = [*heard, Heard(late, {}, {})]
             if scheduler is not None:
                 heard = [scheduler.merge(verdict) for verdict in heard]
@@ -372,6 +373,8 @@ class Session:
                 # Neither clock moved: the block is made again (with the resume cue) once it is back.
                 self._recover(lost)
         self.clock.advance(n_frames, running)
+        if mic:
+            self._mic_block_at = self.clock.session
         return self._listen(mic) if self._gates else []
 
     def _next_block(self, n_frames: int) -> tuple[Samples, bool]:
