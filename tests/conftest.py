@@ -34,18 +34,6 @@ class CliResult:
     err: str
 
 
-SERVER_FIXTURES = ("pulse", "own_pulse")
-"""Fixtures that give a test a PulseAudio server: the shared one with the null sinks, or one of its own."""
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test that uses a PulseAudio server `sound_server`, before `-m` selects on it."""
-    for item in items:
-        if any(name in getattr(item, "fixturenames", ()) for name in SERVER_FIXTURES):
-            item.add_marker(pytest.mark.sound_server)
-
-
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One speech cache for the whole run: each prompt is synthesized once, not once per test."""

@@ -326,8 +326,7 @@ def test_a_device_that_stays_lost_ends_the_session_with_the_journal_whole(
     assert [r["kind"] for r in db.execute("SELECT kind FROM steps ORDER BY start_s")] == ["say", "pause", "say"]
 
 
-@pytest.fixture
-def own_pulse(tmp_path: Path, home: Path) -> dict[str, str]:
+def _own_pulse(tmp_path: Path, home: Path) -> dict[str, str]:
     """Start a PulseAudio of this test's own (so breaking it spares the rest of the suite); return its env."""
     env = {**os.environ, "VG_PULSE_DIR": str(tmp_path / "pulse"), "VOICE_GUIDE_HOME": str(home)}
     exports = subprocess.run(
@@ -378,10 +377,8 @@ SLOW = "  - say: One.\n  - pause: 6s\n  - say: Two.\n"
 
 
 @pytest.mark.parametrize("mic", [False, True], ids=["no-mic", "duplex"])
-def test_a_restarted_sound_server_is_recovered_and_the_session_completes(
-    tmp_path: Path, home: Path, own_pulse: dict[str, str], mic: bool
-) -> None:
-    env = own_pulse
+def test_a_restarted_sound_server_is_recovered_and_the_session_completes(tmp_path: Path, home: Path, mic: bool) -> None:
+    env = _own_pulse(tmp_path, home)
     try:
         proc, lines = _start_then_break(tmp_path, env, ["--headphones" if mic else "--no-mic"], SLOW)
         _kill_pulse(tmp_path)
@@ -399,10 +396,8 @@ def test_a_restarted_sound_server_is_recovered_and_the_session_completes(
 
 
 @pytest.mark.parametrize("mic", [False, True], ids=["no-mic", "duplex"])
-def test_unloaded_sinks_are_recovered_and_the_session_completes(
-    tmp_path: Path, home: Path, own_pulse: dict[str, str], mic: bool
-) -> None:
-    env = own_pulse
+def test_unloaded_sinks_are_recovered_and_the_session_completes(tmp_path: Path, home: Path, mic: bool) -> None:
+    env = _own_pulse(tmp_path, home)
     try:
         modules = subprocess.run(
             ["pactl", "list", "short", "modules"], env=env, capture_output=True, text=True, check=True
@@ -431,10 +426,8 @@ def test_unloaded_sinks_are_recovered_and_the_session_completes(
     assert _journal_row(home).ended_by == "complete"
 
 
-def test_a_sound_server_that_stays_dead_is_one_line_exit_1(
-    tmp_path: Path, home: Path, own_pulse: dict[str, str]
-) -> None:
-    env = {**own_pulse, "VOICE_GUIDE_REOPEN_S": "3"}
+def test_a_sound_server_that_stays_dead_is_one_line_exit_1(tmp_path: Path, home: Path) -> None:
+    env = {**_own_pulse(tmp_path, home), "VOICE_GUIDE_REOPEN_S": "3"}
     proc, _ = _start_then_break(tmp_path, env, ["--headphones"], "  - say: One.\n  - pause: 30s\n")
     _kill_pulse(tmp_path)
     _, err = proc.communicate(timeout=60)
@@ -448,8 +441,8 @@ def test_a_sound_server_that_stays_dead_is_one_line_exit_1(
     assert _journal_row(home).ended_by == "error"
 
 
-def test_ctrl_c_ends_a_session_whose_sound_server_hangs(tmp_path: Path, home: Path, own_pulse: dict[str, str]) -> None:
-    env = own_pulse
+def test_ctrl_c_ends_a_session_whose_sound_server_hangs(tmp_path: Path, home: Path) -> None:
+    env = _own_pulse(tmp_path, home)
     pid = int((tmp_path / "pulse" / "pid").read_text())
     try:
         proc, _ = _start_then_break(tmp_path, env, ["--headphones"], "  - say: One.\n  - pause: 30s\n")
