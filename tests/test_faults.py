@@ -132,6 +132,47 @@ def test_a_capture_that_drops_blocks_is_waited_for_not_overtaken(tmp_path: Path)
     assert turn.talk_s >= 32.0, turn
 
 
+class LosingCapture(FileIO):
+    """A microphone that loses `lost_s` of capture at `at_s` (an overflow under load); its stamps stay true."""
+
+    def __init__(self, mic_path: Path, at_s: float, lost_s: float) -> None:
+        super().__init__(mic_path, None, RATE)
+        self.lost = range(round(at_s * RATE), round((at_s + lost_s) * RATE))
+
+    def exchange(self, block: Samples) -> list[MicBlock]:
+        return [b for b in super().exchange(block) if b.start_frame not in self.lost]
+
+
+@pytest.mark.parametrize("lost_s", [0.5, 1.7])
+def test_capture_lost_in_an_answer_leaves_what_follows_at_its_true_time(tmp_path: Path, lost_s: float) -> None:
+    # Counting the frames that came would put everything after the loss lost_s early: the
+    # answer's end, and the turn's end by silence, too soon.
+    from .support import mic_with_speech
+
+    write_wav(tmp_path / "mic.wav", mic_with_speech(30.0, [(1.5, 12.0)]), RATE)
+    steps: list[Step] = [Say("Go.", 1), Listen("a", "Ann", 25.0, 2, until_silence_s=1.0), Say("Done.", 3)]
+    options = SessionOptions(headphones=True)
+    io = LosingCapture(tmp_path / "mic.wav", 6.0, lost_s)
+    session = Session(steps, Bank(), io, Notes(), gate_factory=lambda: VoiceDetector(RATE), options=options)
+    result = session.run()
+    turn = result.turns[0]
+    clean = (
+        Session(
+            steps,
+            Bank(),
+            FileIO(tmp_path / "mic.wav", None, RATE),
+            Notes(),
+            gate_factory=lambda: VoiceDetector(RATE),
+            options=options,
+        )
+        .run()
+        .turns[0]
+    )
+    assert turn.ended_by == clean.ended_by == "silence", (turn, clean)
+    assert turn.end_s == pytest.approx(clean.end_s, abs=0.05), (turn, clean)
+    assert turn.talk_s == pytest.approx(clean.talk_s, abs=0.05), (turn, clean)
+
+
 class Voices(Bank):
     """Each line its own noise, so a matched filter tells the lines apart in the output."""
 
@@ -482,3 +523,20 @@ def test_the_panel_says_paused_while_the_device_is_lost() -> None:
     lost[0] = False
     display.note("resumed: the sound device is back after 3.2 s")
     assert "device lost" not in drawn()
+
+
+def test_a_duplex_capture_that_lost_frames_is_stamped_by_the_output_clock_again() -> None:
+    # The pump counts a duplex stream's input frames; an overflow loses some, and the count
+    # would fall behind the output for the rest of the session. Past MIC_LOST_S it is moved up.
+    from voice_guide.live.audio.devices import MIC_LOST_S, DeviceInfo, SoundDeviceIO
+
+    device = DeviceInfo(0, "test", 1, 1, RATE, True, True)
+    io = SoundDeviceIO(device, device, RATE)
+    block = np.zeros((480, 1), np.float32)
+    io._heard_block(block, 480, True, sounding=480)  # in step: stamped by the count
+    io._heard_block(block, 480, True, sounding=960 + round(0.1 * RATE))  # 0.1 s behind: kept
+    lost = round(2 * MIC_LOST_S * RATE)
+    io._heard_block(block, 480, True, sounding=1440 + lost)  # lost more: moved up to the clock
+    io._heard_block(block, 480, True, sounding=1920 + lost)
+    stamps = [b.start_frame for b in io._drain_input()]
+    assert stamps == [0, 480, 960 + lost, 1440 + lost]

@@ -53,6 +53,9 @@ INTERRUPTION_S = 1.0
 # the mic: a capture that stalls while the output plays on must not hold a turn open. (A
 # capture that drops frames still sends blocks; its decisions only lag, and are waited for.)
 MIC_LATE_S = 2.0
+# A mic block stamped this much past where the last one ended follows frames the capture
+# lost; the count of mic frames is moved up to it, so what comes after keeps its true time.
+MIC_GAP_S = 0.2
 # On quit the feedback sound is faded out over this, so q ends at once.
 QUIT_TICK_S = 0.05
 # The feedback sound each command makes, so eyes-closed partners know what happened.
@@ -158,6 +161,8 @@ class Session:
         self._mic_file_ended = False
         # After a lost device comes back, mic stamps jump over the output that was lost.
         self._mic_realign = False
+        # The output frame the last mic block ended at, to see a gap in the capture.
+        self._mic_next: int | None = None
         self._tracker: TurnTracker | None = None
         self._vad_frames = 0
         # What had happened when run() was interrupted (Ctrl-C, a device failure): saved, then re-raised.
@@ -437,12 +442,15 @@ class Session:
             if self._recorder is not None:
                 self._recorder.write(block.samples)
             self._watch_mic(block)
+            gap = 0 if self._mic_next is None else block.start_frame - self._mic_next
             if self._mic_origin is None:
                 self._mic_origin = block.start_frame
-            elif self._mic_realign:
-                # Mic frames are counted as they arrive; those lost with the device never came.
+            elif self._mic_realign or gap > MIC_GAP_S * self.rate:
+                # Mic frames are counted as they arrive; those lost (with the device, or by
+                # a capture that overflowed) never came, and the time they took goes on.
                 self._mic_origin = block.start_frame - self._vad_frames * self.block
             self._mic_realign = False
+            self._mic_next = block.start_frame + len(block.samples)
             if self.claps is not None and self.claps.push(block.samples.mean(axis=1)).any():
                 self._double_clap()
             ignore = self._guide_mask(block)
