@@ -32,14 +32,17 @@ class MicHealth:
 
     def check(self, samples: npt.NDArray[np.float32]) -> bool:
         """Take mic samples (frames x channels); return True when `problem` has just changed."""
-        sounding = int(np.count_nonzero(np.any(samples != 0.0, axis=1)))
-        if self.problem == "silent" and sounding:
+        peak = float(np.max(np.abs(samples), initial=0.0))
+        if self.problem == "silent" and peak > 0.0:
             self.problem = None
             self.seen = self.nonzero = self.clipped = 0
             return True
         self.seen += samples.shape[0]
-        self.nonzero += sounding
-        self.clipped += int(np.count_nonzero(np.any(np.abs(samples) >= 0.999, axis=1)))
+        # Whether anything at all sounded is all the silence test needs; frames are counted only
+        # for clipping, and only when the block reaches full scale (a hundred blocks a second).
+        self.nonzero += peak > 0.0
+        if peak >= 0.999:
+            self.clipped += int(np.count_nonzero(np.any(np.abs(samples) >= 0.999, axis=1)))
         if self.seen < self.window:
             return False
         verdict: Literal["silent", "clipping"] | None = None

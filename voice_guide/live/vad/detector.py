@@ -278,7 +278,7 @@ class VoiceDetector:
         if not full:
             return False
         power, bands = self._analyzer.powers()
-        if float(np.sum(bands)) < _DIGITAL_SILENCE:
+        if float(bands.sum()) < _DIGITAL_SILENCE:
             # Exact zeros (a muted microphone, a noise gate) are no room: they neither set
             # the floors nor count towards calibration, which starts with the first sound;
             # but they are silence, and end what was open as silence does.
@@ -317,10 +317,11 @@ class VoiceDetector:
         if self._counted <= self._calib_frames:
             return False
         top = self.config.top_bands
-        score = float(np.mean(np.sort(10.0 * np.log10(level / floor))[-top:]))
-        # The same score without smoothing places a region's end: where the sound really stopped.
-        now = float(np.mean(np.sort(10.0 * np.log10(bands / floor))[-top:]))
-        if float(np.sum(level)) < self._min_power:
+        # The score: the mean of the top bands' dB over their floors. The same without smoothing
+        # (`now`) places a region's end: where the sound really stopped. Both in one go.
+        over_db = np.sort(10.0 * np.log10(np.stack((level, bands)) / floor), axis=1)[:, -top:]
+        score, now = (float(v) for v in over_db.mean(axis=1))
+        if float(level.sum()) < self._min_power:
             score = now = 0.0
         return self._decide(frame, score, now, power, floor)
 

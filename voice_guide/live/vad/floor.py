@@ -14,6 +14,7 @@ far as the minimum's floor may, so a long answer never becomes its percentile.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 
 import numpy as np
@@ -37,6 +38,8 @@ class MinimumFloor:
         self._parts: deque[Power] = deque(maxlen=_FLOOR_PARTS)
         self._part_min: Power | None = None
         self._part_count = 0
+        # The minimum over the finished parts, kept so a frame costs one comparison, not one a part.
+        self._parts_low: Power | None = None
         self.low: Power | None = None
         """The last minimum itself (mean-square, no bias)."""
 
@@ -47,11 +50,10 @@ class MinimumFloor:
         if self._part_count >= self._part_frames:
             self._parts.append(part)
             self._part_min, self._part_count = None, 0
+            self._parts_low = functools.reduce(np.minimum, self._parts)
         else:
             self._part_min = part
-        low = part
-        for old in self._parts:
-            low = np.minimum(low, old)
+        low = part if self._parts_low is None else np.minimum(part, self._parts_low)
         self.low = low
         floor: Power = low * self._bias
         return floor
