@@ -198,6 +198,8 @@ class SoundDeviceIO:
         self._generation = 0
         self._pump_thread: threading.Thread | None = None
         self._pump_failed: str | None = None
+        # How much the device's output buffer holds when full (the pump measures it).
+        self._buffer_s = latency_s
         self._abandoned = False
         # Apart mode: when output frame 0 reached (or would have reached) the speaker, in
         # time.monotonic() seconds. Each write gives an estimate (its time plus what the
@@ -234,6 +236,7 @@ class SoundDeviceIO:
         capacity = max(out_stream.write_available, round(out_latency_s * rate), 2 * block)
         # Each wake tops the buffer up; asleep, it still lasts two thirds of itself.
         idle_s = min(PUMP_IDLE_S, capacity / rate / 3)
+        self._buffer_s = capacity / rate
         _prefer_this_thread()
         # Wake often until the time estimate has a few good writes in it (apart mode's first cues).
         dense_until = time.monotonic() + DENSE_S
@@ -505,7 +508,7 @@ class SoundDeviceIO:
         with self._room:
             while self._queued > 0 and time.monotonic() < deadline and self._alive():
                 self._room.wait(timeout=0.1)
-        time.sleep(self.latency_s)  # the device's own buffer
+        time.sleep(max(self.latency_s, self._buffer_s))  # the device's own buffer
         self.abort()
 
     def drop_queued(self) -> None:
