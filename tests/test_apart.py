@@ -610,6 +610,30 @@ def test_the_schedulers_never_wait_on_the_links_loop() -> None:
         _close(link)
 
 
+def test_the_host_counts_the_joiners_talk_from_where_it_began() -> None:
+    # The joiner's detector confirms talk after hearing some of it; the change goes out with
+    # where the talk began, and the host's verdict carries it, so its turn counts from there.
+    from voice_guide.apart.link import Host, Speech
+
+    link = LinkThread()
+    try:
+        host = link.call(_make(lambda: Host("1-acorn-acorn")))
+        io = Clocked()
+        began_s = time.monotonic() - 0.5
+        host.speech._put(Speech(True, began_s))
+        hosting = HostScheduler(link, host, io, 3, lambda _: None)
+        hosting.attach(SimpleNamespace(to_out=lambda f: f, to_session=lambda f: f))
+        heard = hosting.merge(Heard(RATE, {"a": False}, {"a": None}))
+        assert heard.speaking["b"] is True
+        assert heard.talk_since["b"] == io.frame_at_time(began_s)
+        host.speech._put(Speech(False, began_s + 2.0))
+        heard = hosting.merge(Heard(2 * RATE, {"a": False}, {"a": None}))
+        assert heard.talk_since["b"] is None
+        assert heard.quiet_since["b"] == io.frame_at_time(began_s + 2.0)
+    finally:
+        _close(link)
+
+
 async def _make(factory: Any) -> Any:
     return factory()
 

@@ -248,6 +248,7 @@ class HostScheduler(_Base):
         self._waiting_noted = False
         self._speaking = False
         self._quiet_since: int | None = None
+        self._talk_since: int | None = None
 
     def _ended_by(self) -> str | None:
         ended = self.host.ended_by
@@ -310,13 +311,19 @@ class HostScheduler(_Base):
             speeches: list[Speech] = self.host.speech.drain()
             for speech in speeches:
                 self._speaking = speech.speaking
-                if not speech.speaking:
-                    out = self.io.frame_at_time(speech.at_host_s)
-                    self._quiet_since = None if out is None else self.clock.to_session(out)
+                out = self.io.frame_at_time(speech.at_host_s)
+                at = None if out is None else self.clock.to_session(out)
+                # Where the talk began and where it last sounded, as the joiner heard it: the
+                # change itself arrives later (the detector confirms talk after hearing some of it).
+                if speech.speaking:
+                    self._talk_since = at
+                else:
+                    self._quiet_since = at
         return Heard(
             heard.frame,
             {**heard.speaking, JOINER_WHO: self._speaking},
             {**heard.quiet_since, JOINER_WHO: None if self._speaking else self._quiet_since},
+            {**heard.talk_since, JOINER_WHO: self._talk_since if self._speaking else None},
         )
 
 
@@ -411,8 +418,11 @@ class JoinScheduler(_Base):
             self._speaking = speaking
             frame = verdict.frame
             quiet = verdict.quiet_since.get(JOINER_WHO)
+            began = verdict.talk_since.get(JOINER_WHO)
             if not speaking and quiet is not None:
                 frame = quiet
+            elif speaking and began is not None:
+                frame = began  # talk is confirmed after some of it was heard: say where it began
             at_s = self.io.time_of_frame(self.clock.to_out(frame))
             if at_s is not None:
                 self.link.submit(self.joiner.send_speech(speaking, at_s))
