@@ -27,30 +27,35 @@ class MicHealth:
 
     def __init__(self, sample_rate_hz: int) -> None:
         self.window = round(self.WINDOW_S * sample_rate_hz)
-        self.seen = self.nonzero = self.clipped = 0
+        self._start_window()
         self.problem: Literal["silent", "clipping"] | None = None
+
+    def _start_window(self) -> None:
+        """Begin a new judging window."""
+        self.seen = self.clipped = 0  # frames
+        self.sounded = False  # whether any sample in the window was not exactly zero
 
     def check(self, samples: npt.NDArray[np.float32]) -> bool:
         """Take mic samples (frames x channels); return True when `problem` has just changed."""
         peak = float(np.max(np.abs(samples), initial=0.0))
         if self.problem == "silent" and peak > 0.0:
             self.problem = None
-            self.seen = self.nonzero = self.clipped = 0
+            self._start_window()
             return True
         self.seen += samples.shape[0]
         # Whether anything at all sounded is all the silence test needs; frames are counted only
         # for clipping, and only when the block reaches full scale (a hundred blocks a second).
-        self.nonzero += peak > 0.0
+        self.sounded = self.sounded or peak > 0.0
         if peak >= 0.999:
             self.clipped += int(np.count_nonzero(np.any(np.abs(samples) >= 0.999, axis=1)))
         if self.seen < self.window:
             return False
         verdict: Literal["silent", "clipping"] | None = None
-        if self.nonzero == 0:
+        if not self.sounded:
             verdict = "silent"
         elif self.clipped > self.CLIPPED_SHARE * self.seen:
             verdict = "clipping"
-        self.seen = self.nonzero = self.clipped = 0
+        self._start_window()
         changed = verdict != self.problem
         self.problem = verdict
         return changed
