@@ -51,7 +51,8 @@ FADE_S = 0.03
 INTERRUPTION_S = 1.0
 # Session time with no microphone block at all after which a turn keeps its time without
 # the mic: a capture that stalls while the output plays on must not hold a turn open. (A
-# capture that drops frames still sends blocks; its decisions only lag, and are waited for.)
+# capture that drops frames still sends blocks; its decisions only lag, and are waited for,
+# and a gap of MIC_GAP_S or more in their stamps is moved over.)
 MIC_LATE_S = 2.0
 # A mic block stamped this much past where the last one ended follows frames the capture
 # lost; the count of mic frames is moved up to it, so what comes after keeps its true time.
