@@ -11,7 +11,7 @@ import typer
 from voice_guide.errors import UsageError
 from voice_guide.paths import UserDirs
 from voice_guide.script.library import Library
-from voice_guide.script.model import first_unsafe_char
+from voice_guide.script.model import printable
 
 PROG = "voice-guide"
 
@@ -51,10 +51,3 @@ class Env:
     def library(self) -> Library:
         """Return the script library for this user."""
         return Library.default(self.dirs)
-
-
-def printable(text: str) -> str:
-    """Escape control characters and lone surrogates (not tab, newline) so no title can drive the terminal."""
-    if first_unsafe_char(text) is None:
-        return text
-    return "".join(ch if first_unsafe_char(ch) is None else ascii(ch)[1:-1] for ch in text)

@@ -13,12 +13,13 @@ import typer
 
 from voice_guide.cli.app import app, env_of
 from voice_guide.cli.build import check_paths
-from voice_guide.cli.env import Env, printable
+from voice_guide.cli.env import Env
 from voice_guide.cli.options import JsonOpt
 from voice_guide.errors import UsageError
 from voice_guide.journal.store import connect, forget, get_session, journal_path, list_sessions
 from voice_guide.journal.views import EXPORT_FORMATS, export_turns, plot_history, plot_session
 from voice_guide.script.durations import format_duration, plural
+from voice_guide.script.model import printable
 
 history_app = typer.Typer(
     help="Look back at past sessions: summaries, pictures, exports.", invoke_without_command=True, no_args_is_help=False

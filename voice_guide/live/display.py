@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 from voice_guide.live.records import PAUSED_NOTE, RESUMED_NOTE, Observer, StepRecord
+from voice_guide.live.stderrlines import StderrLines
 from voice_guide.script import Breathe, Listen, Pause, Step, step_kind, step_label
 from voice_guide.script.durations import format_duration
+from voice_guide.script.model import printable
 
 # rich is imported where the panel is drawn: the plain display (and a session started
 # from a pipe) never needs it, and loading it cost about 30 ms before the first sound.
@@ -122,6 +124,8 @@ class LiveDisplay:
             transient=True,
             get_renderable=self._render,
         )
+        # Native libraries' lines go above the panel, as Python's own do, not into it.
+        self.native_stderr = StderrLines(self._print_above)
 
     def follow(self, source: PanelSource) -> None:
         """Read the session's clock, pause state and link from `source` from now on."""
@@ -129,10 +133,19 @@ class LiveDisplay:
 
     def __enter__(self) -> LiveDisplay:
         self.live.__enter__()
+        self.native_stderr.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.live.__exit__(None, None, None)
+        try:
+            self.native_stderr.__exit__(None, None, None)
+        finally:
+            self.live.__exit__(None, None, None)
+
+    def _print_above(self, line: str) -> None:
+        from rich.text import Text
+
+        self.console.print(Text(printable(line), style="dim", overflow="fold"))
 
     def _now_s(self) -> float:
         return self.source.session_s() if self.source is not None else self.clock()

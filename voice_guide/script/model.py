@@ -45,6 +45,13 @@ def first_unsafe_char(text: str) -> str | None:
     return None if found is None else ascii(found.group())[1:-1]
 
 
+def printable(text: str) -> str:
+    """Escape control characters and lone surrogates (not tab, newline) so no title can drive the terminal."""
+    if first_unsafe_char(text) is None:
+        return text
+    return "".join(ch if first_unsafe_char(ch) is None else ascii(ch)[1:-1] for ch in text)
+
+
 Who = Literal["a", "b", "both", "anyone"]
 
 
