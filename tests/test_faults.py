@@ -523,3 +523,20 @@ def test_the_panel_says_paused_while_the_device_is_lost() -> None:
     lost[0] = False
     display.note("resumed: the sound device is back after 3.2 s")
     assert "device lost" not in drawn()
+
+
+def test_a_duplex_capture_that_lost_frames_is_stamped_by_the_output_clock_again() -> None:
+    # The pump counts a duplex stream's input frames; an overflow loses some, and the count
+    # would fall behind the output for the rest of the session. Past MIC_LOST_S it is moved up.
+    from voice_guide.live.audio.devices import MIC_LOST_S, DeviceInfo, SoundDeviceIO
+
+    device = DeviceInfo(0, "test", 1, 1, RATE, True, True)
+    io = SoundDeviceIO(device, device, RATE)
+    block = np.zeros((480, 1), np.float32)
+    io._heard_block(block, 480, True, sounding=480)  # in step: stamped by the count
+    io._heard_block(block, 480, True, sounding=960 + round(0.1 * RATE))  # 0.1 s behind: kept
+    lost = round(2 * MIC_LOST_S * RATE)
+    io._heard_block(block, 480, True, sounding=1440 + lost)  # lost more: moved up to the clock
+    io._heard_block(block, 480, True, sounding=1920 + lost)
+    stamps = [b.start_frame for b in io._drain_input()]
+    assert stamps == [0, 480, 960 + lost, 1440 + lost]

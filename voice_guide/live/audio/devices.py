@@ -4,10 +4,13 @@ SoundDeviceIO, which plays and records with time limits on every call that can h
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
+import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +25,13 @@ log = logging.getLogger(__name__)
 
 # Measure drift between two devices only over a stretch long enough to mean something.
 DRIFT_AFTER_S = 10.0
-# How many recent callbacks the output clock's time estimate is taken over (apart mode).
-ZERO_WINDOW = 32
+# How many seconds of recent writes the output clock's time estimate is taken over (apart
+# mode). The sound server reports room in steps, so most writes see the buffer fuller than
+# it is and only a few land just after a step; 3 s at 25 writes a second holds some.
+ZERO_WINDOW_S = 3.0
+# For this long after a start or a run dry the pump wakes four times as often, so the
+# estimate is good from the first cue.
+DENSE_S = 1.5
 # Stopping a stream can hang for good inside PortAudio when the sound server dies under
 # it; stop and close get this long in a helper thread, then the stream is abandoned, so
 # neither a lost device nor Ctrl-C can leave the session stuck.
@@ -32,8 +40,16 @@ CLOSE_TIMEOUT_S = 0.5
 STALL_S = 2.0
 # Opening or starting a stream normally takes milliseconds; longer means the server hangs.
 OPEN_TIMEOUT_S = 3.0
-# The period each callback handles; 0 lets PortAudio choose.
-BLOCK_S = 0.0
+# The pump thread moves audio in multiples of this.
+BLOCK_S = 0.01
+# How long it sleeps between wakes at most: each wake costs CPU (the calls into the stream,
+# 0.2-0.3 ms in all), and the device's buffer (about 0.13 s on the pulse plugin), topped up
+# at each, still has 90 ms to spare.
+PUMP_IDLE_S = 0.04
+# Its real-time priority where allowed (1-99; low: it needs to come before ordinary work only).
+AUDIO_PRIORITY = 10
+# A duplex capture whose frame count falls this far behind the output clock has lost frames.
+MIC_LOST_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -98,6 +114,16 @@ def find_device(spec: str | None, kind: str, devices: Sequence[DeviceInfo]) -> D
     return match[0]
 
 
+def _prefer_this_thread() -> None:
+    """Ask for real-time scheduling for the calling thread, as PortAudio does for its own audio thread.
+
+    On a loaded machine a plain thread can wait longer than the device's buffer lasts;
+    where the system does not allow it (most user accounts), the thread simply stays as it was.
+    """
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(AUDIO_PRIORITY))
+
+
 def _bounded(work: Callable[[], object], timeout_s: float) -> bool:
     """Run `work` in a daemon thread; return False if it was still running after `timeout_s`.
 
@@ -125,12 +151,12 @@ def _bounded(work: Callable[[], object], timeout_s: float) -> bool:
 class SoundDeviceIO:
     """Play and record through PortAudio; one duplex stream when input and output share a device.
 
-    The callback copies queued output blocks out and microphone blocks in, each
-    stamped with the output frame being played. It never mixes or decides, but it is
-    not lock-free: every queue get and put takes the queue's lock, it takes the `_room`
-    condition to tell `exchange` there is room again, and it allocates a copy of each
-    microphone block. A stream that stops or fails makes `exchange` raise DeviceLost;
-    `reopen` then tries the same device, then the default.
+    The streams run in PortAudio's blocking mode, driven by one pump thread of ours that
+    only copies: queued output blocks to the device as it has room, microphone blocks in,
+    each stamped with the output frame it belongs to. It sleeps while the device is busy and
+    never waits inside PortAudio, whose ALSA poll loop can spin a whole core on the pulse
+    plugin (see the README's performance notes). A stream that stops or fails makes
+    `exchange` raise DeviceLost; `reopen` then tries the same device, then the default.
     """
 
     def __init__(
@@ -165,20 +191,28 @@ class SoundDeviceIO:
         self._streams: list[Any] = []
         self._running = False
         self._heard = 0
-        # Each opening of the device gets a number; a callback from an older, abandoned
+        # Duplex: input frames are stamped in step with output from this output frame on.
+        self._heard_base = 0
+        # Each opening of the device gets a number; a pump thread of an older, abandoned
         # stream (stuck in PortAudio, then woken) must not touch this one's queues.
         self._generation = 0
+        self._pump_thread: threading.Thread | None = None
+        self._pump_failed: str | None = None
+        # How much the device's output buffer holds when full (the pump measures it).
+        self._buffer_s = latency_s
         self._abandoned = False
         # Apart mode: when output frame 0 reached (or would have reached) the speaker, in
-        # time.monotonic() seconds. Each callback gives an estimate (its time plus the DAC
-        # delay PortAudio reports, less the frames before it); a late callback only errs late,
-        # so the earliest estimate among recent callbacks wins (recent: a stall restarts it).
+        # time.monotonic() seconds. Each write gives an estimate (its time plus what the
+        # device still holds, less the frames before it); a late one only errs late,
+        # so the earliest estimate among recent writes wins (recent: a stall restarts it).
         self._zero_s: float | None = None
-        self._zero_window: list[float] = []
+        self._zero_window: deque[tuple[float, float]] = deque()
 
-    # The audio thread: copy only.
-    def _fill(self, outdata: Any, frames: int) -> int:
-        stamp = self._played
+    # ---------------------------------------------------------------- the pump thread
+
+    def _take(self, frames: int) -> tuple[Samples, int]:
+        """Return up to `frames` of queued output (padded with silence) and how many were queued."""
+        buf = np.zeros((frames, 1), np.float32)
         filled = 0
         while filled < frames:
             if len(self._current) == 0:
@@ -187,32 +221,104 @@ class SoundDeviceIO:
                 except queue.Empty:
                     break
             n = min(frames - filled, len(self._current))
-            outdata[filled : filled + n, 0] = self._current[:n]
+            buf[filled : filled + n, 0] = self._current[:n]
             self._current = self._current[n:]
             filled += n
-        if filled < frames:
-            outdata[filled:, 0] = 0.0
-            if not self._draining:
-                self.stats.underruns += 1
-        with self._room:
-            self._queued -= filled
-            self._room.notify()
-        self._played += frames
-        return stamp
+        return buf, filled
 
-    def _stamp_time(self, time_info: Any) -> None:
+    def _pump(self, generation: int, out_stream: Any, in_stream: Any | None, duplex: bool) -> None:
+        """Move audio between the queues and the device until told to stop or the device fails."""
+        block = self._block_frames
+        rate = self.sample_rate_hz
+        latency = out_stream.latency
+        out_latency_s = latency[1] if isinstance(latency, tuple) else latency
+        # What the device's output buffer holds when full; what it holds now is this less its room.
+        capacity = max(out_stream.write_available, round(out_latency_s * rate), 2 * block)
+        # Each wake tops the buffer up; asleep, it still lasts two thirds of itself.
+        idle_s = min(PUMP_IDLE_S, capacity / rate / 3)
+        self._buffer_s = capacity / rate
+        _prefer_this_thread()
+        # Wake often until the time estimate has a few good writes in it (apart mode's first cues).
+        dense_until = time.monotonic() + DENSE_S
         try:
-            delay_s = float(time_info.outputBufferDacTime - time_info.currentTime)
-        except (AttributeError, TypeError):
-            delay_s = 0.0
-        if not 0.0 <= delay_s < 2.0:  # some host APIs report nothing useful
-            delay_s = self.latency_s
-        estimate = time.monotonic() + delay_s - self._played / self.sample_rate_hz
+            while generation == self._generation:
+                # Every call into the stream costs 50-130 us on the pulse plugin, so each is made once a wake.
+                room = out_stream.write_available
+                held = max(0, capacity - room)
+                if in_stream is not None:
+                    ready = in_stream.read_available
+                    if ready >= block:
+                        data, overflowed = in_stream.read(ready)
+                        if generation != self._generation:
+                            return
+                        if overflowed:
+                            self.stats.overruns += 1
+                        self._heard_block(data, ready, duplex, self._played - held)
+                with self._room:
+                    queued = self._queued
+                if queued >= block:
+                    frames = min(room, queued) // block * block
+                elif held < 2 * block:
+                    frames = block  # nearly dry: what is queued, padded with silence
+                else:
+                    frames = 0
+                if frames:
+                    buf, filled = self._take(frames)
+                    underflowed = out_stream.write(buf)
+                    if generation != self._generation:
+                        return
+                    if (underflowed or filled < frames) and not self._draining:
+                        self.stats.underruns += 1
+                    if underflowed:
+                        self._zero_window.clear()  # the device ran dry: from here on, frames play later
+                        dense_until = time.monotonic() + DENSE_S
+                    with self._room:
+                        self._queued -= filled
+                        self._played += frames
+                        self._room.notify()
+                    self._note_time(time.monotonic() + (held + frames) / rate)
+                short = frames < room // 2 or time.monotonic() < dense_until
+                time.sleep(idle_s / 4 if short else idle_s)
+        except Exception as exc:  # PortAudioError and friends: the device is gone
+            if generation == self._generation:
+                self._pump_failed = str(exc) or type(exc).__name__
+                with self._room:
+                    self._room.notify()
+
+    def _heard_block(self, data: Any, frames: int, duplex: bool, sounding: int) -> None:
+        """Queue a microphone block read just now, while output frame `sounding` played.
+
+        One device, one clock: a duplex stream's input frame n was heard as output frame
+        n played, counted from the start. Counting goes wrong when the capture loses frames
+        (it overflowed while this thread waited for the CPU), so a count more than MIC_LOST_S
+        behind the output clock is moved up to it: the session then sees a gap, not a
+        shifted timeline. A separate input device is stamped with the output clock
+        directly, so drift between the two devices never accumulates.
+        """
+        samples = np.asarray(data[:, : self.input_channels], dtype=np.float32).copy()
+        by_clock = max(0, sounding - frames)
+        if duplex:
+            stamp = self._heard_base + self._heard
+            lost = by_clock - stamp
+            if lost > MIC_LOST_S * self.sample_rate_hz:
+                log.info("the microphone lost %.2f s of capture; its timeline moved up", lost / self.sample_rate_hz)
+                self._heard_base += lost
+                stamp = by_clock
+        else:
+            stamp = by_clock
+        self._heard += frames
+        self._in.put(MicBlock(stamp, samples))
+        if not duplex and self._played >= DRIFT_AFTER_S * self.sample_rate_hz:
+            self.stats.drift_ppm = (self._heard / max(1, self._played - self._heard_base) - 1.0) * 1e6
+
+    def _note_time(self, heard_at_s: float) -> None:
+        """Take the time at which the last frame written so far will be heard."""
+        estimate = heard_at_s - self._played / self.sample_rate_hz
         window = self._zero_window
-        window.append(estimate)
-        if len(window) > ZERO_WINDOW:
-            del window[0]
-        self._zero_s = min(window)
+        window.append((heard_at_s, estimate))
+        while heard_at_s - window[0][0] > ZERO_WINDOW_S:
+            window.popleft()
+        self._zero_s = min(e for _, e in window)
 
     def time_of_frame(self, frame: int) -> float | None:
         """Return the monotonic time in seconds at which output frame `frame` is heard; None before start."""
@@ -224,45 +330,7 @@ class SoundDeviceIO:
         zero = self._zero_s
         return None if zero is None else round((t_s - zero) * self.sample_rate_hz)
 
-    def _callbacks(self, generation: int) -> tuple[Callable[..., None], Callable[..., None], Callable[..., None]]:
-        """Return the duplex, output and input callbacks for one opening of the device."""
-        stale = self._sd.CallbackAbort
-
-        def duplex(indata: Any, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
-            if generation != self._generation:
-                outdata.fill(0)
-                raise stale
-            self._count(status)
-            self._stamp_time(time_info)
-            stamp = self._fill(outdata, frames)
-            self._in.put(MicBlock(stamp, indata[:, : self.input_channels].copy()))
-
-        def output(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
-            if generation != self._generation:
-                outdata.fill(0)
-                raise stale
-            self._count(status)
-            self._stamp_time(time_info)
-            self._fill(outdata, frames)
-
-        def input_(indata: Any, frames: int, _time: Any, status: Any) -> None:
-            if generation != self._generation:
-                raise stale
-            self._count(status)
-            # A separate input device: stamp with the output clock now, so drift between
-            # the two devices never accumulates on the session's timeline.
-            self._in.put(MicBlock(max(0, self._played - frames), indata[:, : self.input_channels].copy()))
-            self._heard += frames
-            if self._played >= DRIFT_AFTER_S * self.sample_rate_hz:
-                self.stats.drift_ppm = (self._heard / self._played - 1.0) * 1e6
-
-        return duplex, output, input_
-
-    def _count(self, status: Any) -> None:
-        if status.input_overflow:
-            self.stats.overruns += 1
-        if status.output_underflow and not self._draining:
-            self.stats.underruns += 1
+    # ---------------------------------------------------------------- opening and closing
 
     def start(self) -> None:
         """Open the stream(s); they start once the first `lead_s` of output is queued."""
@@ -278,32 +346,19 @@ class SoundDeviceIO:
     def _open(self, output: DeviceInfo, input_: DeviceInfo | None) -> None:
         """Build the stream(s) for these devices (not started); raise PortAudioError or ValueError."""
         sd = self._sd
-        self._generation += 1
-        duplex, out_cb, in_cb = self._callbacks(self._generation)
-        common = {
-            "samplerate": self.sample_rate_hz,
-            "dtype": "float32",
-            "latency": self.latency_s,
-            "blocksize": self._block_frames,
-        }
+        # Blocking mode (no callback): the pump thread moves the audio.
+        common = {"samplerate": self.sample_rate_hz, "dtype": "float32", "latency": self.latency_s}
         built: list[Any] = []
 
         def build() -> None:
             if input_ is not None and input_.index == output.index:
                 built.append(
-                    sd.Stream(
-                        device=(input_.index, output.index),
-                        channels=(self.input_channels, 1),
-                        callback=duplex,
-                        **common,
-                    )
+                    sd.Stream(device=(input_.index, output.index), channels=(self.input_channels, 1), **common)
                 )
                 return
-            built.append(sd.OutputStream(device=output.index, channels=1, callback=out_cb, **common))
+            built.append(sd.OutputStream(device=output.index, channels=1, **common))
             if input_ is not None:
-                built.append(
-                    sd.InputStream(device=input_.index, channels=self.input_channels, callback=in_cb, **common)
-                )
+                built.append(sd.InputStream(device=input_.index, channels=self.input_channels, **common))
 
         try:
             done = _bounded(build, OPEN_TIMEOUT_S)
@@ -348,9 +403,20 @@ class SoundDeviceIO:
             ) from None
         if not done:
             raise DeviceLost(f"starting '{self.output.name}' did not finish within {OPEN_TIMEOUT_S:.0f} s")
+        duplex = len(streams) == 1 and isinstance(streams[0], self._sd.Stream)
+        out_stream = streams[0]
+        in_stream = streams[0] if duplex else (streams[1] if len(streams) > 1 else None)
+        self._heard_base, self._heard = self._played, 0
+        self._pump_failed = None
+        self._generation += 1
+        self._pump_thread = threading.Thread(
+            target=self._pump, args=(self._generation, out_stream, in_stream, duplex), name="audio-pump", daemon=True
+        )
+        self._pump_thread.start()
 
     def _alive(self) -> bool:
-        return all(stream.active for stream in self._streams)
+        thread = self._pump_thread
+        return self._pump_failed is None and thread is not None and thread.is_alive()
 
     def _drain_input(self) -> list[MicBlock]:
         blocks = []
@@ -378,7 +444,7 @@ class SoundDeviceIO:
             self._queued = 0
             self._played = self._handed
             self._draining = False
-        self._zero_window = []
+        self._zero_window.clear()
         for output, input_ in self._candidates():
             try:
                 self._open(output, input_)
@@ -442,7 +508,7 @@ class SoundDeviceIO:
         with self._room:
             while self._queued > 0 and time.monotonic() < deadline and self._alive():
                 self._room.wait(timeout=0.1)
-        time.sleep(self.latency_s)  # the device's own buffer
+        time.sleep(max(self.latency_s, self._buffer_s))  # the device's own buffer
         self.abort()
 
     def drop_queued(self) -> None:
@@ -457,7 +523,7 @@ class SoundDeviceIO:
                     block = self._out.get_nowait()
                 except queue.Empty:
                     break
-                # The callback may take a block meanwhile; each side subtracts only what it took.
+                # The pump may take a block meanwhile; each side subtracts only what it took.
                 self._queued -= len(block)
             self._room.notify()
 
@@ -469,7 +535,12 @@ class SoundDeviceIO:
     def _close_streams(self) -> None:
         streams, self._streams = self._streams, []
         self._running = False
-        self._generation += 1
+        self._generation += 1  # tells the pump thread to stop
+        thread, self._pump_thread = self._pump_thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(CLOSE_TIMEOUT_S)
+            if thread.is_alive():
+                self._abandon("the audio pump")
         if not streams:
             return
 
